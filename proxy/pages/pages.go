@@ -1,0 +1,80 @@
+package pages
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strconv"
+)
+
+//go:embed templates/*.html
+var files embed.FS
+
+// Page is what a template may show. Every field is optional.
+type Page struct {
+	Status    int    // HTTP status; sets the heading's code
+	Title     string // short heading, e.g. "Access denied"
+	Message   string // one or two sentences for the person
+	User      string // who they are logged in as
+	Service   string // the Backstage entity behind the URL
+	Env       string // its environment
+	Owners    []string
+	Host      string
+	RequestID string // correlates with the access and decision logs
+	// Action is a link the page offers: request access, log in again, ...
+	ActionURL  string
+	ActionText string
+	// Extra links shown small below the message.
+	LogoutURL string
+}
+
+// Renderer renders the embedded templates.
+type Renderer struct {
+	t   *template.Template
+	log *slog.Logger
+}
+
+// New parses the embedded templates.
+func New(log *slog.Logger) (*Renderer, error) {
+	t, err := template.New("").ParseFS(files, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Renderer{t: t, log: log}, nil
+}
+
+// Render writes p with status p.Status using the named template ("error",
+// "denied", "loggedout"). The response is never cached and never framed.
+func (r *Renderer) Render(w http.ResponseWriter, name string, p Page) {
+	if p.Status == 0 {
+		p.Status = http.StatusOK
+	}
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	var buf bytes.Buffer
+	if err := r.t.ExecuteTemplate(&buf, name+".html", p); err != nil {
+		r.log.Error("render page", "template", name, "err", err)
+		http.Error(w, http.StatusText(p.Status), p.Status)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// Error renders the generic error page.
+func (r *Renderer) Error(w http.ResponseWriter, status int, title, message, requestID string) {
+	r.Render(w, "error", Page{Status: status, Title: title, Message: message, RequestID: requestID})
+}
