@@ -1,0 +1,484 @@
+package policy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// Errors callers may branch on.
+var (
+	// ErrNoCatalog: no catalog has been loaded yet (Ready reports it; Decide denies).
+	ErrNoCatalog = errors.New("policy: no catalog loaded")
+	// ErrUndefined: the policy produced no decision document.
+	ErrUndefined = errors.New("policy: decision is undefined")
+	// ErrBadDecision: the decision document does not have the expected shape.
+	ErrBadDecision = errors.New("policy: malformed decision document")
+	// ErrEnginePanic: evaluation panicked; the request must be denied.
+	ErrEnginePanic = errors.New("policy: engine panic")
+)
+
+// CatalogData is the Backstage catalog as the engine needs it. Package
+// backstage satisfies it; Document must have the data.catalog shape described
+// in docs and rego/schemas/catalog.json, with lower-cased refs, and must not be
+// mutated after it is handed to SetCatalog.
+type CatalogData interface {
+	Revision() string
+	Document() map[string]any
+	ResolveUser(subject, email, username string) (string, bool)
+}
+
+// Grant is an approved temporary access grant. It counts only while the
+// decision time is before ExpiresAt (checked in Rego).
+type Grant struct {
+	ID          string
+	User        string // Backstage user ref, e.g. user:default/alice
+	Service     string // Backstage entity ref
+	Environment string
+	ExpiresAt   time.Time
+	ApprovedBy  []string // Backstage user refs
+}
+
+// Options configures an Engine.
+type Options struct {
+	// PolicyDir is a directory with *.rego and schemas/*.json. Empty means
+	// PolicyFS, and if that is nil too, the shipped policy embedded from rego/.
+	PolicyDir string
+	PolicyFS  fs.FS
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock for decision-log timestamps and for inputs without a
+	// Time; nil means time.Now.
+	Now func() time.Time
+	// DecisionLog receives one JSON line per decision; nil disables it.
+	DecisionLog io.Writer
+}
+
+// compiledPolicy is one immutable, ready-to-serve policy version.
+type compiledPolicy struct {
+	compiler *ast.Compiler
+	modules  map[string]*ast.Module
+	query    rego.PreparedEvalQuery
+	revision string
+}
+
+type catalogState struct {
+	catalog  CatalogData
+	revision string
+}
+
+// Engine evaluates the policy for each request. Safe for concurrent use.
+type Engine struct {
+	fsys  fs.FS
+	label string
+	dir   string
+
+	log   *slog.Logger
+	now   func() time.Time
+	dlog  *decisionLogger
+	store storage.Store
+
+	policy  atomic.Pointer[compiledPolicy]
+	catalog atomic.Pointer[catalogState]
+	lastErr atomic.Pointer[errBox]
+
+	writeMu sync.Mutex // serialises store writes (SetCatalog/SetGrants)
+	reload  sync.Mutex // serialises Reload
+
+	idPrefix string
+	idSeq    atomic.Uint64
+	cancel   topdown.Cancel // never cancelled; see Decide
+	noop     metrics.Metrics
+}
+
+type errBox struct{ err error }
+
+var _ Authorizer = (*Engine)(nil)
+
+// New compiles the policy and returns an engine that denies everything until
+// SetCatalog is called. A policy that does not compile is an error
+// (PolicyErrors, with file and line).
+func New(opts Options) (*Engine, error) {
+	e := &Engine{
+		log:    opts.Logger,
+		now:    opts.Now,
+		cancel: topdown.NewCancel(),
+		noop:   metrics.NoOp(),
+		store: inmem.NewWithOpts(
+			inmem.OptRoundTripOnWrite(false),
+			inmem.OptReturnASTValuesOnRead(true),
+		),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if opts.DecisionLog != nil {
+		e.dlog = &decisionLogger{w: opts.DecisionLog}
+	}
+	switch {
+	case opts.PolicyDir != "":
+		e.fsys, e.label = openSource(opts.PolicyDir)
+		e.dir = opts.PolicyDir
+	case opts.PolicyFS != nil:
+		e.fsys, e.label = opts.PolicyFS, "policy-fs"
+	default:
+		e.fsys, e.label = openSource("")
+	}
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("policy: decision id prefix: %w", err)
+	}
+	e.idPrefix = hex.EncodeToString(rnd[:]) + "-"
+	if err := e.Reload(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Reload re-reads and recompiles the policy source. On failure the previous
+// policy keeps serving and the error (PolicyErrors with file:line for
+// compile problems) is logged and kept for LastError.
+func (e *Engine) Reload() error {
+	e.reload.Lock()
+	defer e.reload.Unlock()
+	p, err := e.build()
+	if err != nil {
+		e.lastErr.Store(&errBox{err})
+		if old := e.policy.Load(); old != nil {
+			e.log.Error("policy reload refused; previous policy keeps serving",
+				"source", e.label, "serving_revision", old.revision, "error", err)
+		}
+		return err
+	}
+	old := e.policy.Swap(p)
+	e.lastErr.Store(nil)
+	if old == nil || old.revision != p.revision {
+		e.log.Info("policy loaded", "source", e.label, "revision", p.revision)
+	}
+	return nil
+}
+
+func (e *Engine) build() (*compiledPolicy, error) {
+	src, err := readSource(e.fsys, e.label)
+	if err != nil {
+		return nil, err
+	}
+	c, mods, err := compile(src, false)
+	if err != nil {
+		return nil, err
+	}
+	q, err := rego.New(
+		rego.ParsedQuery(ast.MustParseBody(DecisionQuery)),
+		rego.Compiler(c),
+		rego.Store(e.store),
+		rego.Capabilities(Capabilities()),
+		rego.StrictBuiltinErrors(false),
+	).PrepareForEval(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("policy: prepare %s: %w", DecisionQuery, toPolicyErrors(err))
+	}
+	return &compiledPolicy{compiler: c, modules: mods, query: q, revision: src.revision()}, nil
+}
+
+// LastError is the error of the most recent failed reload, or nil if the
+// most recent reload succeeded.
+func (e *Engine) LastError() error {
+	if b := e.lastErr.Load(); b != nil {
+		return b.err
+	}
+	return nil
+}
+
+// Revision identifies the serving policy: a hash of its modules and schemas.
+func (e *Engine) Revision() string { return e.policy.Load().revision }
+
+// CatalogRevision is the revision of the loaded catalog, "" if none.
+func (e *Engine) CatalogRevision() string {
+	if c := e.catalog.Load(); c != nil {
+		return c.revision
+	}
+	return ""
+}
+
+// Ready reports whether the engine can allow anything: a policy is compiled
+// and a catalog is loaded.
+func (e *Engine) Ready() error {
+	if e.policy.Load() == nil {
+		return ErrNoPolicy
+	}
+	if e.catalog.Load() == nil {
+		return ErrNoCatalog
+	}
+	return nil
+}
+
+// SetCatalog replaces data.catalog in one store transaction. The document is
+// converted before the transaction opens, so decisions are blocked only for
+// the pointer swap at commit.
+func (e *Engine) SetCatalog(c CatalogData) error {
+	if c == nil {
+		return fmt.Errorf("policy: SetCatalog: nil catalog")
+	}
+	doc := c.Document()
+	if doc == nil {
+		return fmt.Errorf("policy: SetCatalog: catalog revision %q has a nil document", c.Revision())
+	}
+	v, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return fmt.Errorf("policy: SetCatalog: convert catalog revision %q: %w", c.Revision(), err)
+	}
+	if err := e.write(map[string]ast.Value{"catalog": v}); err != nil {
+		return err
+	}
+	e.catalog.Store(&catalogState{catalog: c, revision: c.Revision()})
+	e.log.Info("catalog loaded", "revision", c.Revision())
+	return nil
+}
+
+// SetGrants replaces data.grants in one store transaction; the next decision
+// sees them. Refs are lower-cased; grants with an empty ID, user, service or
+// environment are rejected.
+func (e *Engine) SetGrants(grants []Grant) error {
+	v, err := grantsValue(grants)
+	if err != nil {
+		return err
+	}
+	return e.write(map[string]ast.Value{"grants": v})
+}
+
+// SetData replaces the catalog and the grants together in one transaction.
+func (e *Engine) SetData(c CatalogData, grants []Grant) error {
+	if c == nil {
+		return fmt.Errorf("policy: SetData: nil catalog")
+	}
+	cv, err := ast.InterfaceToValue(c.Document())
+	if err != nil {
+		return fmt.Errorf("policy: SetData: convert catalog revision %q: %w", c.Revision(), err)
+	}
+	gv, err := grantsValue(grants)
+	if err != nil {
+		return err
+	}
+	if err := e.write(map[string]ast.Value{"catalog": cv, "grants": gv}); err != nil {
+		return err
+	}
+	e.catalog.Store(&catalogState{catalog: c, revision: c.Revision()})
+	return nil
+}
+
+func grantsValue(grants []Grant) (ast.Value, error) {
+	byUser := map[string]map[string][]*ast.Term{}
+	for i, g := range grants {
+		if g.ID == "" || g.User == "" || g.Service == "" || g.Environment == "" {
+			return nil, fmt.Errorf("policy: grant %d (id %q): id, user, service and environment are required", i, g.ID)
+		}
+		if g.ExpiresAt.IsZero() {
+			return nil, fmt.Errorf("policy: grant %q: expires_at is required", g.ID)
+		}
+		user, svc := strings.ToLower(g.User), strings.ToLower(g.Service)
+		approved := make([]*ast.Term, len(g.ApprovedBy))
+		for j, a := range g.ApprovedBy {
+			approved[j] = ast.StringTerm(strings.ToLower(a))
+		}
+		obj := ast.NewObject(
+			ast.Item(ast.StringTerm("id"), ast.StringTerm(g.ID)),
+			ast.Item(ast.StringTerm("environment"), ast.StringTerm(strings.ToLower(g.Environment))),
+			ast.Item(ast.StringTerm("expires_at"), ast.NumberTerm(json.Number(strconv.FormatInt(g.ExpiresAt.UnixNano(), 10)))),
+			ast.Item(ast.StringTerm("approved_by"), ast.ArrayTerm(approved...)),
+		)
+		if byUser[user] == nil {
+			byUser[user] = map[string][]*ast.Term{}
+		}
+		byUser[user][svc] = append(byUser[user][svc], ast.NewTerm(obj))
+	}
+	root := ast.NewObject()
+	for user, svcs := range byUser {
+		o := ast.NewObject()
+		for svc, list := range svcs {
+			o.Insert(ast.StringTerm(svc), ast.ArrayTerm(list...))
+		}
+		root.Insert(ast.StringTerm(user), ast.NewTerm(o))
+	}
+	return root, nil
+}
+
+func (e *Engine) write(values map[string]ast.Value) error {
+	ctx := context.Background()
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	txn, err := e.store.NewTransaction(ctx, storage.WriteParams)
+	if err != nil {
+		return fmt.Errorf("policy: open write transaction: %w", err)
+	}
+	for key, v := range values {
+		if err := e.store.Write(ctx, txn, storage.AddOp, storage.Path{key}, v); err != nil {
+			e.store.Abort(ctx, txn)
+			return fmt.Errorf("policy: write data.%s: %w", key, err)
+		}
+	}
+	if err := e.store.Commit(ctx, txn); err != nil {
+		return fmt.Errorf("policy: commit data: %w", err)
+	}
+	return nil
+}
+
+// Decide evaluates the policy for one request. Any evaluation error, an
+// undefined or malformed decision, or a panic inside the engine is returned
+// as an error, with a Decision whose Allow is false; the caller must deny.
+func (e *Engine) Decide(ctx context.Context, in Input) (d Decision, err error) {
+	return e.decide(ctx, in, nil)
+}
+
+func (e *Engine) decide(ctx context.Context, in Input, tracer topdown.QueryTracer) (d Decision, err error) {
+	d.ID = e.nextID()
+	defer func() {
+		if r := recover(); r != nil {
+			d = Decision{ID: d.ID, PolicyRevision: d.PolicyRevision, CatalogRevision: d.CatalogRevision}
+			err = fmt.Errorf("%w: %v", ErrEnginePanic, r)
+			e.log.Error("policy engine panic; request denied", "decision_id", d.ID, "panic", fmt.Sprint(r))
+		}
+		if err != nil {
+			d.Allow = false
+		}
+		if e.dlog != nil {
+			e.dlog.log(e.now(), &in, &d, err)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return d, fmt.Errorf("policy: decide: %w", err)
+	}
+	p := e.policy.Load()
+	d.PolicyRevision = p.revision
+	cat := e.catalog.Load()
+	if cat != nil {
+		d.CatalogRevision = cat.revision
+		if ref, ok := cat.catalog.ResolveUser(in.User.Subject, in.User.Email, in.User.Username); ok {
+			d.UserRef = strings.ToLower(ref)
+		}
+	}
+	if in.Time.IsZero() {
+		in.Time = e.now()
+	}
+	opts := make([]rego.EvalOption, 0, 6)
+	opts = append(opts,
+		rego.EvalParsedInput(buildInput(&in, d.UserRef)),
+		rego.EvalTime(in.Time),
+		rego.EvalGenerateJSON(passTerm),
+		rego.EvalExternalCancel(e.cancel),
+		rego.EvalMetrics(e.noop),
+	)
+	if tracer != nil {
+		opts = append(opts, rego.EvalQueryTracer(tracer))
+	}
+	rs, err := p.query.Eval(ctx, opts...)
+	if err != nil {
+		return d, fmt.Errorf("policy: evaluate %s: %w", DecisionQuery, err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return d, ErrUndefined
+	}
+	term, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return d, fmt.Errorf("%w: result is %T", ErrBadDecision, rs[0].Expressions[0].Value)
+	}
+	if err := readDecision(term.Value, &d); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+func passTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+func (e *Engine) nextID() string {
+	n := e.idSeq.Add(1)
+	b := make([]byte, 0, len(e.idPrefix)+12)
+	b = append(b, e.idPrefix...)
+	b = strconv.AppendUint(b, n, 10)
+	return string(b)
+}
+
+var (
+	keyAllow     = ast.StringTerm("allow")
+	keyReasons   = ast.StringTerm("reasons")
+	keyRules     = ast.StringTerm("rules")
+	keyGrant     = ast.StringTerm("grant")
+	keyID        = ast.StringTerm("id")
+	keyExpiresAt = ast.StringTerm("expires_at")
+)
+
+// readDecision copies the decision object into d; any unexpected shape is an error.
+func readDecision(v ast.Value, d *Decision) error {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return fmt.Errorf("%w: decision is %s, not an object", ErrBadDecision, ast.ValueName(v))
+	}
+	var allow ast.Boolean
+	if t := obj.Get(keyAllow); t != nil {
+		allow, ok = t.Value.(ast.Boolean)
+	}
+	if !ok {
+		return fmt.Errorf("%w: decision.allow is missing or not a boolean", ErrBadDecision)
+	}
+	reasons, err := stringArray(obj.Get(keyReasons), "reasons")
+	if err != nil {
+		return err
+	}
+	rules, err := stringArray(obj.Get(keyRules), "rules")
+	if err != nil {
+		return err
+	}
+	d.Reasons, d.Rules = reasons, rules
+	if g := obj.Get(keyGrant); g != nil {
+		if gobj, ok := g.Value.(ast.Object); ok && gobj.Len() > 0 {
+			id, _ := gobj.Get(keyID).Value.(ast.String)
+			exp, _ := gobj.Get(keyExpiresAt).Value.(ast.Number)
+			ns, ok := exp.Int64()
+			if id == "" || !ok {
+				return fmt.Errorf("%w: decision.grant needs id and integer expires_at", ErrBadDecision)
+			}
+			d.GrantID, d.GrantExpiry = string(id), time.Unix(0, ns).UTC()
+		}
+	}
+	d.Allow = bool(allow)
+	return nil
+}
+
+func stringArray(t *ast.Term, field string) ([]string, error) {
+	if t == nil {
+		return nil, fmt.Errorf("%w: decision.%s is missing", ErrBadDecision, field)
+	}
+	arr, ok := t.Value.(*ast.Array)
+	if !ok {
+		return nil, fmt.Errorf("%w: decision.%s is not an array", ErrBadDecision, field)
+	}
+	out := make([]string, arr.Len())
+	for i := range out {
+		s, ok := arr.Elem(i).Value.(ast.String)
+		if !ok {
+			return nil, fmt.Errorf("%w: decision.%s[%d] is not a string", ErrBadDecision, field, i)
+		}
+		out[i] = string(s)
+	}
+	return out, nil
+}
