@@ -142,6 +142,8 @@ func TestRuleUnderTclsh(t *testing.T) {
 		{name: "bad signature, other secret same kid", headers: edge(mint(t, edgetoken.Key{ID: testKeyA.ID, Secret: testKeyX.Secret}, nil)), reason: "bad_signature"},
 		{name: "bad signature, flipped", headers: edge(setField(valid, 9, flip(strings.Split(valid, ".")[9], 5))), reason: "bad_signature"},
 		{name: "signature not canonical length", headers: edge(setField(valid, 9, strings.Split(valid, ".")[9]+"A")), reason: "sig_pattern"},
+		{name: "signature with non-zero unused bits", headers: edge(setField(valid, 9, strings.Split(valid, ".")[9][:42]+"B")), reason: "b64_canonical"},
+		{name: "host with non-zero unused bits", headers: edge(setField(valid, 5, "cGF5bWVudHMuZXhhbXBsZS5jb21")), reason: "b64_canonical"},
 		{name: "malformed base64, length 1 mod 4", headers: edge(setField(valid, 5, "AAAAA")), reason: "b64_pattern"},
 		{name: "malformed base64, padded", headers: edge(setField(valid, 5, b64u(testHost)+"==")), reason: "b64_pattern"},
 		{name: "malformed base64, std alphabet", headers: edge(setField(valid, 6, "ab+/")), reason: "b64_pattern"},
@@ -167,7 +169,7 @@ func TestRuleUnderTclsh(t *testing.T) {
 		{6, b64u("mallory@example.com"), "bad_signature"},
 		{7, b64u("component:default/ledger"), "bad_signature"},
 		{8, "dev", "bad_signature"},
-		{9, fields[9][:42] + "B", "bad_signature"},
+		{9, flip(fields[9], 0), "bad_signature"},
 	}
 	for _, tc := range tampered {
 		cases = append(cases, ruleCase{name: fmt.Sprintf("tampered field %d = %s", tc.i, tc.v), headers: edge(setField(valid, tc.i, tc.v)), reason: tc.reason})

@@ -100,6 +100,14 @@ when HTTP_REQUEST priority 100 {
             event disable all
             return
         }
+        # Canonical form only: the unused low bits of the last character
+        # are zero, so no second spelling of a signed token verifies.
+        if { (($bg_n % 4) == 2 && ![regexp {[AQgw]$} $bg_e]) || (($bg_n % 4) == 3 && ![regexp {[AEIMQUYcgkosw048]$} $bg_e]) } {
+            HTTP::respond 403 content "Forbidden" noserver "Content-Type" "text/plain" "Connection" "close"
+            log local0. "backgate: deny reason=b64_canonical client=[IP::client_addr]"
+            event disable all
+            return
+        }
         set bg_std [string map {- + _ /} $bg_e]
         append bg_std [string repeat "=" [expr { (4 - ($bg_n % 4)) % 4 }]]
         if { [catch { b64decode $bg_std } bg_d] || [string length $bg_d] == 0 } {
