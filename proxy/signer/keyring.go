@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,7 +112,7 @@ type KeyringOptions struct {
 func (o KeyringOptions) Validate() error {
 	var errs []error
 	if _, err := ParseAlgorithm(o.Algorithm); err != nil {
-		errs = append(errs, fmt.Errorf("Algorithm: %w", err))
+		errs = append(errs, fmt.Errorf("signer: Algorithm: %w", err))
 	}
 	if o.Dir == "" && len(o.EdgeKeyFiles) == 0 {
 		errs = append(errs, errors.New("signer: EdgeKeyFiles: need at least one when Dir is empty"))
@@ -445,6 +444,7 @@ type keyMeta struct {
 	retired    bool
 	static     bool
 	order      int // tie-breaker, lower is preferred
+	index      int // position when loaded: keyring entries in file order, then files
 }
 
 // usable reports whether verifiers accept the key at now.
@@ -564,6 +564,9 @@ func (k *Keyring) reloadLocked() (bool, error) {
 			}
 			files = append(files, rawFile{meta: keyMeta{id: f.ID, static: true, order: i}, kind: kind, data: data, path: f.Path})
 		}
+	}
+	for i := range files {
+		files[i].meta.index = i
 	}
 	for _, f := range files {
 		fmt.Fprintf(sum, "\x00%s\x00%d\x00", f.path, len(f.data))
@@ -699,10 +702,16 @@ func (s *FileKeyStore) List() ([]KeyState, error) {
 		}
 	}
 	slices.SortStableFunc(metas, func(a, b *keyMeta) int {
+		if a.static != b.static {
+			if a.static {
+				return -1
+			}
+			return 1
+		}
 		if c := a.created.Compare(b.created); c != 0 {
 			return c
 		}
-		return strings.Compare(a.id, b.id)
+		return a.index - b.index
 	})
 	out := make([]KeyState, 0, len(metas))
 	for _, m := range metas {
