@@ -12,6 +12,8 @@ import (
 // MaxDocumentBytes bounds the size of one catalog file.
 const MaxDocumentBytes = 8 << 20
 
+const maxDocuments = 100000
+
 // ParseDocuments decodes a (multi-document) catalog-info.yaml. source names the
 // file in problems. Each document that fails to decode or validate becomes a
 // Problem and is skipped; a syntax error ends the stream (the remainder cannot
@@ -34,6 +36,13 @@ func ParseDocuments(data []byte, source string) (ents []Entity, probs []Problem)
 		}
 		if err != nil {
 			probs = append(probs, Problem{Source: source, Message: fmt.Sprintf("document %d: invalid YAML: %v", i, err)})
+			return ents, probs
+		}
+		if n.Kind == 0 { // nothing decoded: treat as end of stream rather than risk looping
+			return ents, probs
+		}
+		if i > maxDocuments {
+			probs = append(probs, Problem{Source: source, Message: fmt.Sprintf("more than %d documents; the rest is ignored", maxDocuments)})
 			return ents, probs
 		}
 		if n.Kind == yaml.DocumentNode && (len(n.Content) == 0 || isNullNode(n.Content[0])) {
