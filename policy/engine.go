@@ -99,6 +99,7 @@ type Engine struct {
 	policy  atomic.Pointer[compiledPolicy]
 	catalog atomic.Pointer[catalogState]
 	lastErr atomic.Pointer[errBox]
+	seen    atomic.Value // [32]byte fingerprint of the source last (attempted to be) loaded
 
 	writeMu sync.Mutex // serialises store writes (SetCatalog/SetGrants)
 	reload  sync.Mutex // serialises Reload
@@ -162,6 +163,7 @@ func New(opts Options) (*Engine, error) {
 func (e *Engine) Reload() error {
 	e.reload.Lock()
 	defer e.reload.Unlock()
+	e.seen.Store(fingerprint(e.fsys))
 	p, err := e.build()
 	if err != nil {
 		e.lastErr.Store(&errBox{err})
