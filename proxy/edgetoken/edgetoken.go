@@ -182,6 +182,12 @@ func Parse(token string) (c Claims, signed string, sig []byte, err error) {
 		return c, "", nil, fmt.Errorf("%w: environment", ErrMalformed)
 	}
 	c.Environment = f[8]
+	// Accept only what Mint could have produced, so that every parsed token
+	// re-mints to the same signed bytes (host lower-case without port,
+	// expiry after issued-at).
+	if err := c.check(); err != nil {
+		return Claims{}, "", nil, err
+	}
 	if len(f[9]) != signatureLen {
 		return c, "", nil, fmt.Errorf("%w: signature length", ErrMalformed)
 	}
