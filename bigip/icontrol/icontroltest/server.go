@@ -525,6 +525,11 @@ func (s *Server) transaction(method, id string, body map[string]any) (int, map[s
 			return s.errResp(http.StatusBadRequest, fmt.Sprintf("invalid transaction state %q", st))
 		}
 		delete(s.txns, n)
+		for _, c := range t.commands {
+			if c.method == http.MethodPost && c.fullPath == "" {
+				s.raceCreate(c.coll, createTarget(c.body))
+			}
+		}
 		snapshot := deepCopy(s.objects)
 		for _, c := range t.commands {
 			status, resp := s.exec(c.method, c.coll, c.fullPath, c.sub, c.body, c.query)
@@ -693,17 +698,7 @@ func (s *Server) create(coll string, body map[string]any) (int, map[string]any) 
 	if s.failing(fullPath, http.MethodPost) {
 		return s.errResp(http.StatusInternalServerError, fmt.Sprintf("01070734:3: Configuration error: simulated failure on %s", fullPath))
 	}
-	if s.conflict[fullPath] {
-		delete(s.conflict, fullPath)
-		foreign := map[string]any{"name": name, "partition": part}
-		switch coll {
-		case Rules:
-			foreign["apiAnonymous"] = "when HTTP_REQUEST { # created concurrently }"
-		case DataGroups:
-			foreign["type"] = "string"
-		}
-		s.store(coll, fullPath, foreign)
-	}
+	s.raceCreate(coll, fullPath)
 	if _, exists := s.objects[coll][fullPath]; exists {
 		return s.errResp(http.StatusConflict, fmt.Sprintf("01020066:3: The requested %s (%s) already exists in partition %s.", meta.createdAs, fullPath, part))
 	}
@@ -714,6 +709,37 @@ func (s *Server) create(coll string, body map[string]any) (int, map[string]any) 
 	}
 	s.store(coll, fullPath, obj)
 	return http.StatusOK, cloneMap(s.objects[coll][fullPath])
+}
+
+// raceCreate plays the concurrent creator set up by ConflictOnCreate: it
+// stores a foreign object at fullPath, outside any transaction.
+func (s *Server) raceCreate(coll, fullPath string) {
+	if !s.conflict[fullPath] {
+		return
+	}
+	delete(s.conflict, fullPath)
+	segs := strings.Split(fullPath, "/")
+	foreign := map[string]any{"name": segs[2], "partition": segs[1]}
+	switch coll {
+	case Rules:
+		foreign["apiAnonymous"] = "when HTTP_REQUEST { # created concurrently }"
+	case DataGroups:
+		foreign["type"] = "string"
+	}
+	s.store(coll, fullPath, foreign)
+}
+
+// createTarget is the full path a POST body names.
+func createTarget(body map[string]any) string {
+	name, _ := body["name"].(string)
+	part, _ := body["partition"].(string)
+	if strings.HasPrefix(name, "/") {
+		return name
+	}
+	if part == "" {
+		part = "Common"
+	}
+	return "/" + part + "/" + name
 }
 
 func (s *Server) store(coll, fullPath string, obj map[string]any) {
