@@ -129,12 +129,9 @@ func TestServerErrorNamesObject(t *testing.T) {
 	}
 }
 
-func TestFailedQueuedCommandDiscardsTransaction(t *testing.T) {
+func TestInvalidDesiredWritesNothing(t *testing.T) {
 	s := device(t)
 	c := dial(t, s)
-	// Make the coordination id unknown to the fake by failing in the middle:
-	// a 500 on the virtual PATCH fails at commit; check instead that an
-	// invalid Desired never starts a transaction.
 	d := desired()
 	d.DataGroups[0].Type = "bogus"
 	_, err := c.Apply(context.Background(), d)
