@@ -236,7 +236,7 @@ func (s *Server) serve(w *record, r *http.Request) {
 		return
 	}
 	if !d.Allow {
-		s.denied(w, r, rt, id)
+		s.denied(w, r, rt)
 		return
 	}
 
@@ -267,7 +267,7 @@ func (s *Server) decide(ctx context.Context, in policy.Input) (d policy.Decision
 
 func (s *Server) loginRequired(w *record, r *http.Request) {
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && acceptsHTML(r) {
-		s.opt.Sessions.Login(w, r, requestURL(r))
+		s.opt.Sessions.Login(w, r, s.requestURL(r))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -276,7 +276,7 @@ func (s *Server) loginRequired(w *record, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": "login required", "request_id": w.id})
 }
 
-func (s *Server) denied(w *record, r *http.Request, rt *Route, id Identity) {
+func (s *Server) denied(w *record, r *http.Request, rt *Route) {
 	p := pages.Page{Status: http.StatusForbidden, Title: "Access denied", User: w.user, Host: rt.Host,
 		Service: rt.Service, Env: rt.Environment, RequestID: w.id, LogoutURL: "/_backgate/logout"}
 	if s.opt.Owners != nil {
@@ -287,7 +287,6 @@ func (s *Server) denied(w *record, r *http.Request, rt *Route, id Identity) {
 			p.ActionURL, p.ActionText = u, "Request temporary access"
 		}
 	}
-	_ = id
 	s.pages.Render(w, "denied", p)
 }
 
@@ -359,10 +358,11 @@ func acceptsHTML(r *http.Request) bool {
 	return a == "" || strings.Contains(a, "text/html") || strings.Contains(a, "*/*") && r.Header.Get("Sec-Fetch-Mode") == "navigate"
 }
 
-// requestURL reconstructs the URL the person asked for, to return to after login.
-func requestURL(r *http.Request) string {
+// requestURL reconstructs the URL the person asked for, to return to after
+// login. Behind a trusted TLS-terminating proxy its X-Forwarded-Proto counts.
+func (s *Server) requestURL(r *http.Request) string {
 	scheme := "http"
-	if r.TLS != nil {
+	if r.TLS != nil || s.trusted(peerAddr(r.RemoteAddr)) && r.Header.Get("X-Forwarded-Proto") == "https" {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + r.URL.RequestURI()

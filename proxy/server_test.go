@@ -1,0 +1,484 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/backgate/backgate/policy"
+	"github.com/backgate/backgate/proxy/signer"
+)
+
+// testSessions reads the identity from a cookie "_backgate=<email>"; it
+// stands in for proxy/auth, which has its own tests (and the end-to-end
+// test in cmd/backgate uses the real thing).
+type testSessions struct{ logins atomic.Int32 }
+
+func (t *testSessions) Identify(_ http.ResponseWriter, r *http.Request) (Identity, error) {
+	c, err := r.Cookie("_backgate")
+	if err != nil || c.Value == "" {
+		return Identity{}, ErrNotLoggedIn
+	}
+	return Identity{Subject: "sub-" + c.Value, Email: c.Value, Groups: []string{"g1"}, Expiry: time.Now().Add(time.Hour)}, nil
+}
+func (t *testSessions) Login(w http.ResponseWriter, r *http.Request, returnTo string) {
+	t.logins.Add(1)
+	http.Redirect(w, r, "https://idp.example/authorize?rd="+url.QueryEscape(returnTo), http.StatusFound)
+}
+func (t *testSessions) Callback(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }
+func (t *testSessions) Logout(w http.ResponseWriter, _ *http.Request)   { w.WriteHeader(205) }
+
+type authzFunc func(policy.Input) (policy.Decision, error)
+
+func (f authzFunc) Decide(_ context.Context, in policy.Input) (policy.Decision, error) { return f(in) }
+
+type testSigner struct{}
+
+func (testSigner) SignHeaders(h http.Header, r SignRequest) error {
+	h.Set("X-Backgate-Edge", "signed:"+r.Identity.Email+":"+r.Host+":"+r.Environment)
+	return nil
+}
+
+type fixture struct {
+	srv      *Server
+	front    *httptest.Server
+	upstream *httptest.Server
+	seen     chan *http.Request
+	logs     *bytes.Buffer
+	sessions *testSessions
+}
+
+func allowAlice(in policy.Input) (policy.Decision, error) {
+	return policy.Decision{ID: "d1", Allow: in.User.Email == "alice@example.com"}, nil
+}
+
+func newFixture(t *testing.T, authz policy.Authorizer, upstream http.Handler, mut func(*Options)) *fixture {
+	t.Helper()
+	f := &fixture{seen: make(chan *http.Request, 16), logs: &bytes.Buffer{}, sessions: &testSessions{}}
+	if upstream == nil {
+		upstream = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f.seen <- r.Clone(context.Background())
+			http.SetCookie(w, &http.Cookie{Name: "_backgate", Value: "evil"})
+			http.SetCookie(w, &http.Cookie{Name: "app", Value: "fine"})
+			fmt.Fprintf(w, "upstream %s %s", r.Host, r.URL.RequestURI())
+		})
+	}
+	f.upstream = httptest.NewServer(upstream)
+	t.Cleanup(f.upstream.Close)
+	up, _ := url.Parse(f.upstream.URL)
+	opts := Options{
+		ExternalURL: &url.URL{Scheme: "http", Host: "backgate.test"},
+		Routes: []Route{
+			{Name: "app", Host: "app.test", PathPrefix: "/", Service: "component:default/app", Environment: "staging", Upstream: up},
+			{Name: "api", Host: "app.test", PathPrefix: "/api", Service: "component:default/api", Environment: "prod", Upstream: up},
+		},
+		Sessions:    f.sessions,
+		Authorizer:  authz,
+		Signer:      testSigner{},
+		Strip:       signer.StripBackgateHeaders,
+		CookieNames: []string{"_backgate"},
+		Owners:      func(string) []string { return []string{"group:default/team-c"} },
+		Logger:      slog.New(slog.NewJSONHandler(f.logs, nil)),
+	}
+	if mut != nil {
+		mut(&opts)
+	}
+	srv, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	f.front = httptest.NewServer(srv)
+	t.Cleanup(f.front.Close)
+	return f
+}
+
+func (f *fixture) do(t *testing.T, method, path, user string, hdr http.Header) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.front.URL+path, nil)
+	req.Host = "app.test"
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if user != "" {
+		req.AddCookie(&http.Cookie{Name: "_backgate", Value: user})
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func body(t *testing.T, r *http.Response) string {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestAllowedRequestIsSignedAndScrubbed(t *testing.T) {
+	f := newFixture(t, authzFunc(allowAlice), nil, nil)
+	hdr := http.Header{
+		"X-Backgate-Edge":      {"forged"},
+		"X_backgate_edge":      {"forged2"},
+		"X-BACKGATE-ASSERTION": {"forged3"},
+		"Cookie":               {"app=1; _backgate_login_x=zz"},
+		"Connection":           {"X-Drop-Me"},
+		"X-Drop-Me":            {"hop"},
+	}
+	resp := f.do(t, "GET", "/some/page?q=1", "alice@example.com", hdr)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body(t, resp))
+	}
+	got := <-f.seen
+	if v := got.Header.Values("X-Backgate-Edge"); len(v) != 1 || v[0] != "signed:alice@example.com:app.test:staging" {
+		t.Fatalf("edge header = %q", v)
+	}
+	for k := range got.Header {
+		if strings.Contains(strings.ToLower(k), "backgate") && k != "X-Backgate-Edge" {
+			t.Errorf("client header %q reached the upstream", k)
+		}
+	}
+	if c := got.Header.Get("Cookie"); c != "app=1" {
+		t.Errorf("upstream Cookie = %q, want only the app's cookie", c)
+	}
+	if got.Header.Get("X-Drop-Me") != "" {
+		t.Error("hop-by-hop header forwarded")
+	}
+	if got.Host != "app.test" || got.URL.RequestURI() != "/some/page?q=1" {
+		t.Errorf("upstream saw host %q uri %q", got.Host, got.URL.RequestURI())
+	}
+	var names []string
+	for _, c := range resp.Cookies() {
+		names = append(names, c.Name)
+	}
+	if strings.Join(names, ",") != "app" {
+		t.Errorf("client got cookies %v; upstream must not set backgate's", names)
+	}
+}
+
+func TestAccessLogRecord(t *testing.T) {
+	f := newFixture(t, authzFunc(allowAlice), nil, nil)
+	req := httptest.NewRequest("GET", "http://app.test/p?code=SECRETCODE", nil)
+	req.AddCookie(&http.Cookie{Name: "_backgate", Value: "alice@example.com"})
+	req.Header.Set("Authorization", "Bearer SECRETTOKEN")
+	f.srv.ServeHTTP(httptest.NewRecorder(), req)
+	<-f.seen
+	log := f.logs.String()
+	for _, want := range []string{`"msg":"request"`, `"user":"alice@example.com"`, `"route":"app"`, `"allow":true`, `"status":200`, `"decision_id":"d1"`, `"path":"/p"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("access log lacks %s: %s", want, log)
+		}
+	}
+	for _, secret := range []string{"SECRETCODE", "SECRETTOKEN", "Cookie"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("access log leaks %s: %s", secret, log)
+		}
+	}
+	if n := strings.Count(log, `"msg":"request"`); n != 1 {
+		t.Errorf("%d access records, want 1", n)
+	}
+}
+
+func TestLongestPrefixRoute(t *testing.T) {
+	var envs []string
+	f := newFixture(t, authzFunc(func(in policy.Input) (policy.Decision, error) {
+		envs = append(envs, in.Route.Environment+":"+in.Route.Service)
+		return policy.Decision{Allow: true}, nil
+	}), nil, nil)
+	for _, p := range []string{"/api/v1", "/api", "/apix", "/"} {
+		resp := f.do(t, "GET", p, "alice@example.com", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", p, resp.StatusCode)
+		}
+		<-f.seen
+	}
+	want := "prod:component:default/api,prod:component:default/api,staging:component:default/app,staging:component:default/app"
+	if strings.Join(envs, ",") != want {
+		t.Fatalf("routes = %v", envs)
+	}
+}
+
+func TestDeniedShowsPageAndNeverForwards(t *testing.T) {
+	f := newFixture(t, authzFunc(allowAlice), nil, nil)
+	resp := f.do(t, "GET", "/", "bob@example.com", nil)
+	b := body(t, resp)
+	if resp.StatusCode != 403 || !strings.Contains(b, "bob@example.com") || !strings.Contains(b, "group:default/team-c") || !strings.Contains(b, "component:default/app") {
+		t.Fatalf("status %d body %s", resp.StatusCode, b)
+	}
+	select {
+	case <-f.seen:
+		t.Fatal("denied request reached the upstream")
+	default:
+	}
+}
+
+func TestDecisionFailureFailsClosed(t *testing.T) {
+	tests := []struct {
+		name  string
+		authz authzFunc
+	}{
+		{"error", func(policy.Input) (policy.Decision, error) { return policy.Decision{Allow: true}, errors.New("boom") }},
+		{"panic", func(policy.Input) (policy.Decision, error) { panic("engine exploded") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.authz, nil, nil)
+			resp := f.do(t, "GET", "/", "alice@example.com", nil)
+			if resp.StatusCode != 503 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if b := body(t, resp); strings.Contains(b, "boom") || strings.Contains(b, "exploded") {
+				t.Fatal("internal error shown to the user")
+			}
+			select {
+			case <-f.seen:
+				t.Fatal("request reached the upstream")
+			default:
+			}
+		})
+	}
+}
+
+func TestNotLoggedIn(t *testing.T) {
+	f := newFixture(t, authzFunc(allowAlice), nil, nil)
+	resp := f.do(t, "GET", "/x?y=1", "", http.Header{"Accept": {"text/html"}})
+	if resp.StatusCode != 302 || !strings.Contains(resp.Header.Get("Location"), url.QueryEscape("http://app.test/x?y=1")) {
+		t.Fatalf("browser: status %d location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp = f.do(t, "POST", "/x", "", http.Header{"Accept": {"application/json"}})
+	if resp.StatusCode != 401 {
+		t.Fatalf("api: status %d", resp.StatusCode)
+	}
+}
+
+func TestOddPathsRefused(t *testing.T) {
+	f := newFixture(t, authzFunc(func(policy.Input) (policy.Decision, error) { return policy.Decision{Allow: true}, nil }), nil, nil)
+	paths := []string{"/a/../admin", "/a/./b", "/%2e%2e/admin", "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%00b", "/a%0ab", "/a%09", "//evil.example/x", "/.%2e/x"}
+	for _, p := range paths {
+		t.Run(p, func(t *testing.T) {
+			conn, err := net.Dial("tcp", f.front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: app.test\r\nCookie: _backgate=alice@example.com\r\nConnection: close\r\n\r\n", p)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 400 {
+				t.Fatalf("status %d, want 400", resp.StatusCode)
+			}
+			select {
+			case <-f.seen:
+				t.Fatal("odd path reached the upstream")
+			default:
+			}
+		})
+	}
+}
+
+func TestCheckPath(t *testing.T) {
+	ok := []string{"/", "/a/b", "/a%20b", "/a.b/c..d", "/%E2%82%AC", "/a/b/"}
+	for _, p := range ok {
+		if err := checkPath(p); err != nil {
+			t.Errorf("checkPath(%q) = %v", p, err)
+		}
+	}
+}
+
+func FuzzCheckPath(f *testing.F) {
+	for _, s := range []string{"/", "/a/../b", "/%2e", "/a%2fb", "//x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if checkPath(p) != nil {
+			return
+		}
+		u, err := url.Parse("http://h" + p)
+		if err != nil {
+			return
+		}
+		// Whatever passes must mean the same path once decoded and cleaned.
+		for _, seg := range strings.Split(u.Path, "/") {
+			if seg == ".." || seg == "." {
+				t.Fatalf("%q decodes to a dot segment", p)
+			}
+		}
+		if strings.ContainsAny(u.Path, "\\\x00") || strings.Count(u.Path, "/") != strings.Count(p, "/") {
+			t.Fatalf("%q decodes to a different path %q", p, u.Path)
+		}
+	})
+}
+
+func TestXForwardedTrust(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+		proto   string
+	}{
+		{"untrusted peer: client's header dropped", nil, "127.0.0.1", "http"},
+		{"trusted peer: chain kept", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.9, 127.0.0.1", "https"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, authzFunc(allowAlice), nil, func(o *Options) { o.TrustedProxies = tt.trusted })
+			f.do(t, "GET", "/", "alice@example.com", http.Header{"X-Forwarded-For": {"203.0.113.9"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.example"}})
+			got := <-f.seen
+			if xff := got.Header.Get("X-Forwarded-For"); xff != tt.want {
+				t.Errorf("X-Forwarded-For = %q, want %q", xff, tt.want)
+			}
+			if p := got.Header.Get("X-Forwarded-Proto"); p != tt.proto {
+				t.Errorf("X-Forwarded-Proto = %q, want %q", p, tt.proto)
+			}
+			if h := got.Header.Get("X-Forwarded-Host"); h != "app.test" {
+				t.Errorf("X-Forwarded-Host = %q", h)
+			}
+		})
+	}
+}
+
+func TestUpstreamErrors(t *testing.T) {
+	t.Run("down", func(t *testing.T) {
+		f := newFixture(t, authzFunc(allowAlice), nil, nil)
+		f.upstream.Close()
+		resp := f.do(t, "GET", "/", "alice@example.com", nil)
+		if b := body(t, resp); resp.StatusCode != 502 || !strings.Contains(b, "could not be reached") {
+			t.Fatalf("status %d body %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("slow", func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		})
+		f := newFixture(t, authzFunc(allowAlice), slow, func(o *Options) {
+			o.Transport = NewTransport(TransportOptions{ResponseHeaderTimeout: 50 * time.Millisecond})
+		})
+		resp := f.do(t, "GET", "/", "alice@example.com", nil)
+		if b := body(t, resp); resp.StatusCode != 504 || !strings.Contains(b, "too long") {
+			t.Fatalf("status %d body %s", resp.StatusCode, b)
+		}
+	})
+}
+
+func TestStreaming(t *testing.T) {
+	next := make(chan struct{})
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		<-next
+		io.WriteString(w, "second\n")
+	})
+	f := newFixture(t, authzFunc(allowAlice), up, nil)
+	resp := f.do(t, "GET", "/stream", "alice@example.com", nil)
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	close(next)
+	if err != nil || line != "first\n" {
+		t.Fatalf("first line %q, %v (not streamed before the upstream finished)", line, err)
+	}
+}
+
+func TestWebSocketUpgrade(t *testing.T) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" || r.Header.Get("X-Backgate-Edge") == "" {
+			http.Error(w, "no upgrade or no identity", 400)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(brw, buf); err == nil {
+			conn.Write(buf)
+		}
+	})
+	f := newFixture(t, authzFunc(allowAlice), up, nil)
+	conn, err := net.Dial("tcp", f.front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(conn, "GET /ws HTTP/1.1\r\nHost: app.test\r\nCookie: _backgate=alice@example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	fmt.Fprint(conn, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo %q %v", buf, err)
+	}
+}
+
+func TestOwnHostEndpoints(t *testing.T) {
+	ready := errors.New("catalog stale")
+	f := newFixture(t, authzFunc(allowAlice), nil, func(o *Options) {
+		o.Ready = func(context.Context) error { return ready }
+	})
+	get := func(host, path string) (int, string) {
+		req, _ := http.NewRequest("GET", f.front.URL+path, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if c, _ := get("backgate.test", "/healthz"); c != 200 {
+		t.Errorf("healthz %d", c)
+	}
+	if c, b := get("backgate.test", "/readyz"); c != 503 || !strings.Contains(b, "catalog stale") {
+		t.Errorf("readyz %d %q", c, b)
+	}
+	ready = nil
+	if c, _ := get("app.test", "/_backgate/readyz"); c != 200 {
+		t.Errorf("route-host readyz %d", c)
+	}
+	if c, _ := get("app.test", "/_backgate/logout"); c != 205 {
+		t.Errorf("logout not routed to sessions: %d", c)
+	}
+	if c, _ := get("unknown.test", "/x"); c != 404 {
+		t.Errorf("unknown host %d", c)
+	}
+}
+
+func TestSetRoutesSwaps(t *testing.T) {
+	f := newFixture(t, authzFunc(allowAlice), nil, nil)
+	f.srv.SetRoutes(nil)
+	if resp := f.do(t, "GET", "/", "alice@example.com", nil); resp.StatusCode != 404 {
+		t.Fatalf("after removing routes: %d", resp.StatusCode)
+	}
+}
