@@ -236,7 +236,7 @@ func unmarshalSession(b []byte) (*Session, error) {
 		}
 	}
 	for _, p := range [...]*time.Time{&s.IssuedAt, &s.LastSeen, &s.ExpiresAt, &s.RefreshedAt} {
-		*p = time.Unix(d.varint(), 0)
+		*p = time.Unix(d.varint(), 0).UTC()
 	}
 	if d.err != nil {
 		return nil, d.err
