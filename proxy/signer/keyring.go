@@ -54,10 +54,12 @@ var (
 )
 
 // KeyState is one key as the rotation code sees it. Its fields are exactly
-// those of the rotation package's own type, in the same order, so a value
-// converts with a plain type conversion. Secret is the HMAC secret for edge
-// keys and nil for JWT keys. Retired is true once the key is retired by flag
-// or its RetireAt has passed. Keys from configured files have zero times.
+// those of bigip/icontrol.KeyState, in the same order, so a value converts
+// with a plain type conversion. Secret is the HMAC secret for edge keys and
+// nil for JWT keys. Retired means retirement is decided; the key then
+// verifies until RetireAt (not at all when RetireAt is zero), so it is
+// published while !Retired || now.Before(RetireAt). Keys from configured
+// files have zero times and are never retired.
 type KeyState struct {
 	ID         string
 	Secret     []byte
@@ -66,6 +68,18 @@ type KeyState struct {
 	RetireAt   time.Time
 	Retired    bool
 }
+
+// String describes k without its secret, so logging a KeyState is safe.
+func (k KeyState) String() string {
+	s := fmt.Sprintf("key %s (activates %s", k.ID, k.ActivateAt.UTC().Format(time.RFC3339))
+	if k.Retired {
+		s += ", retires " + k.RetireAt.UTC().Format(time.RFC3339)
+	}
+	return s + ", secret redacted)"
+}
+
+// GoString is String, for %#v.
+func (k KeyState) GoString() string { return k.String() }
 
 // KeyStore is the interface the key rotation code drives. *FileKeyStore
 // implements it; its methods are safe for concurrent use.
@@ -76,7 +90,9 @@ type KeyStore interface {
 	// Add generates a key that becomes the signing key at activateAt (zero
 	// means now) and is published for verification at once.
 	Add(activateAt time.Time) (KeyState, error)
-	// Retire stops verifiers accepting key id from at on (zero means now).
+	// Retire marks key id retired (Retired = true, RetireAt = at; zero at
+	// means now): verifiers accept it until at. A retirement can be brought
+	// forward but never postponed.
 	Retire(id string, at time.Time) error
 }
 
@@ -447,9 +463,14 @@ type keyMeta struct {
 	index      int // position when loaded: keyring entries in file order, then files
 }
 
-// usable reports whether verifiers accept the key at now.
+// usable reports whether verifiers accept the key at now: until its
+// retire_at if one is set (whatever the retired flag says), otherwise
+// unless it is flagged retired.
 func (m *keyMeta) usable(now time.Time) bool {
-	return !m.retired && (m.retireAt.IsZero() || now.Before(m.retireAt))
+	if !m.retireAt.IsZero() {
+		return now.Before(m.retireAt)
+	}
+	return !m.retired
 }
 
 // active reports whether the key may sign at now.
@@ -457,10 +478,10 @@ func (m *keyMeta) active(now time.Time) bool {
 	return m.usable(now) && !m.activateAt.After(now)
 }
 
-func (m *keyMeta) state(now time.Time, secret []byte) KeyState {
+func (m *keyMeta) state(secret []byte) KeyState {
 	return KeyState{
 		ID: m.id, Secret: bytes.Clone(secret), Created: m.created, ActivateAt: m.activateAt,
-		RetireAt: m.retireAt, Retired: !m.usable(now),
+		RetireAt: m.retireAt, Retired: m.retired || !m.retireAt.IsZero(),
 	}
 }
 
@@ -687,7 +708,6 @@ type FileKeyStore struct {
 // List returns every key of the store's kind in the current key set,
 // configured files first, then keyring keys oldest first.
 func (s *FileKeyStore) List() ([]KeyState, error) {
-	now := s.ring.now()
 	ks := s.ring.snapshot()
 	var metas []*keyMeta
 	secrets := map[string][]byte{}
@@ -715,7 +735,7 @@ func (s *FileKeyStore) List() ([]KeyState, error) {
 	})
 	out := make([]KeyState, 0, len(metas))
 	for _, m := range metas {
-		out = append(out, m.state(now, secrets[m.id]))
+		out = append(out, m.state(secrets[m.id]))
 	}
 	return out, nil
 }
@@ -759,9 +779,12 @@ func (s *FileKeyStore) Add(activateAt time.Time) (KeyState, error) {
 	return st, nil
 }
 
-// Retire makes verifiers reject key id from at on (zero means now); a time
-// not after now retires it at once. Keys from configured files cannot be
-// retired here (ErrStaticKey); unknown ids give ErrUnknownKey.
+// Retire marks key id retired as of at (zero means now): it keeps signing
+// (unless a newer key is active) and verifying until at, then neither. An
+// earlier retirement already recorded is kept: a retirement can be brought
+// forward but never postponed, so a retired key cannot come back. Keys from
+// configured files cannot be retired here (ErrStaticKey); unknown ids give
+// ErrUnknownKey.
 func (s *FileKeyStore) Retire(id string, at time.Time) error {
 	k := s.ring
 	for _, f := range k.filesOf(s.kind) {
@@ -786,10 +809,15 @@ func (s *FileKeyStore) Retire(id string, at time.Time) error {
 	if at.IsZero() {
 		at = now
 	}
-	rf.Keys[i].RetireAt = at.UTC().Round(0)
-	if !at.After(now) {
-		rf.Keys[i].Retired = true
+	e := &rf.Keys[i]
+	at = at.UTC().Round(0)
+	switch {
+	case e.Retired && e.RetireAt.IsZero():
+		return nil // retired outright already
+	case !e.RetireAt.IsZero() && !at.Before(e.RetireAt):
+		at = e.RetireAt
 	}
+	e.RetireAt, e.Retired = at, true
 	if err := k.writeRing(rf); err != nil {
 		return err
 	}

@@ -181,6 +181,16 @@ func TestKeyringRotation(t *testing.T) {
 	if _, ok := k.EdgeSecret(old.ID); !ok {
 		t.Error("old key stopped verifying before its retire_at")
 	}
+	if l := mustList(t, store); !l[0].Retired || !l[0].RetireAt.Equal(clk.Now().Add(10*time.Minute)) {
+		t.Errorf("scheduled retirement not reported: %#v", l[0])
+	}
+	// A retirement is never postponed.
+	if err := store.Retire(old.ID, clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if l := mustList(t, store); !l[0].RetireAt.Equal(clk.Now().Add(10 * time.Minute)) {
+		t.Errorf("retirement postponed to %v", l[0].RetireAt)
+	}
 	clk.Add(10 * time.Minute)
 	if _, ok := k.EdgeSecret(old.ID); ok {
 		t.Error("old key still verifies after retire_at")
@@ -189,8 +199,8 @@ func TestKeyringRotation(t *testing.T) {
 		t.Errorf("verify keys %v, want only %s", got, next.ID)
 	}
 	l := mustList(t, store)
-	if len(l) != 2 || l[0].ID != old.ID || !l[0].Retired || l[1].Retired {
-		t.Errorf("List = %+v", l)
+	if len(l) != 2 || l[0].ID != old.ID || !l[0].Retired || !l[0].RetireAt.Equal(clk.Now()) || l[1].Retired {
+		t.Errorf("List = %#v", l)
 	}
 
 	if err := store.Retire("nope", time.Time{}); !errors.Is(err, ErrUnknownKey) {
