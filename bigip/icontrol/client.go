@@ -150,13 +150,11 @@ func (c *Client) Partition() string { return c.partition }
 func (c *Client) Close(ctx context.Context) error {
 	defer c.inner.CloseIdleConnections()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	tok := c.sess.Token
-	c.mu.Unlock()
 	if !c.tokenAuth || tok == "" {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.rt.begin(ctx)
 	_, err := c.sess.APICall(&bigip.APIRequest{Method: "delete", URL: "mgmt/shared/authz/tokens/" + tok})
 	status := c.rt.end()

@@ -223,14 +223,15 @@ func TestContextCancelsRetryWait(t *testing.T) {
 	c, err := Dial(context.Background(), o)
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	s.Unavailable(1)
-	go func() {
-		// Cancel once the first 503 has been answered.
-		for len(s.Requests()) == 0 {
-			time.Sleep(time.Millisecond)
+	// Cancel once the 503 has been answered: the transport is then waiting
+	// an hour to retry, and must stop at once.
+	s.AfterRequest(func(r icontroltest.Request) {
+		if r.Status == 503 {
+			cancel()
 		}
-		cancel()
-	}()
+	})
 	_, err = c.Plan(ctx, desired())
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)

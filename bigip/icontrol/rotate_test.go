@@ -233,3 +233,46 @@ func TestKeysDataGroupRefusesBadKeys(t *testing.T) {
 		t.Fatalf("got %v, %v", g.Records, err)
 	}
 }
+
+func TestFinishRotationNeverEmptiesKeys(t *testing.T) {
+	s := device(t)
+	c := dial(t, s)
+	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	store := &memStore{now: clk.Now}
+	o := RotateOptions{PropagationDelay: delay, MaxTokenLifetime: lifetime, Skew: skew, Now: clk.Now}
+	_, err := Rotate(context.Background(), c, store, o)
+	must(t, err)
+	must(t, store.Retire("k1", clk.Now()))
+	s.ResetCounters()
+	_, err = FinishRotation(context.Background(), c, store, o)
+	if !errors.Is(err, ErrNoKeys) {
+		t.Fatalf("err = %v, want ErrNoKeys", err)
+	}
+	if _, recs, _ := s.DataGroup("/Common/" + bigip.KeysDataGroup); len(recs) != 1 || s.Writes() != 0 {
+		t.Fatalf("device keys %d, writes %d; want 1 key kept and no write", len(recs), s.Writes())
+	}
+}
+
+func TestSigningKey(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	keys := []KeyState{
+		{ID: "a", ActivateAt: t0, Retired: true, RetireAt: t0.Add(3 * time.Hour)},
+		{ID: "b", ActivateAt: t0.Add(time.Hour)},
+		{ID: "c", ActivateAt: t0.Add(2 * time.Hour), Retired: true, RetireAt: t0.Add(90 * time.Minute)}, // failed rotation
+	}
+	for _, tc := range []struct {
+		at   time.Duration
+		want string
+	}{
+		{-time.Minute, ""},
+		{0, "a"},
+		{time.Hour, "b"},
+		{150 * time.Minute, "b"},
+		{5 * time.Hour, "b"},
+	} {
+		k, ok := SigningKey(keys, t0.Add(tc.at))
+		if k.ID != tc.want || ok != (tc.want != "") {
+			t.Errorf("at %s: signing key %q, want %q", tc.at, k.ID, tc.want)
+		}
+	}
+}

@@ -99,6 +99,7 @@ type Server struct {
 	fail        map[string][]string // full path -> methods (empty: all)
 	conflict    map[string]bool     // full path -> 409 on next create
 	unavailable int
+	after       func(Request)
 }
 
 // New starts a fake BIG-IP over TLS on 127.0.0.1 that accepts the given
@@ -145,6 +146,15 @@ func (s *Server) WriteCAFile(dir string) (string, error) {
 }
 
 // ---- knobs and inspection ----
+
+// AfterRequest sets fn to be called with each request once it has been
+// answered (nil to stop). fn runs on the server's goroutine, without the
+// server's lock held.
+func (s *Server) AfterRequest(fn func(Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.after = fn
+}
 
 // ExpireTokens invalidates every issued token, as if they had timed out:
 // the next request carrying one gets 401.
@@ -330,15 +340,19 @@ const maxBody = 4 << 20
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Coordinated: r.Header.Get("X-F5-REST-Coordination-Id") != ""}
 	status, resp := s.handle(r, raw, err, &rec)
 	rec.Status = status
 	s.reqs = append(s.reqs, rec)
+	after := s.after
+	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(status)
 	if resp != nil {
 		_ = json.NewEncoder(w).Encode(resp)
+	}
+	if after != nil {
+		after(rec)
 	}
 }
 
