@@ -16,9 +16,13 @@
 //	DIR/keys/<id>.jwt.pem      mode 0600, PKCS#8 private key
 //
 // keyring.json lists, for each key, id, kind ("edge-hmac" or "jwt"), alg (JWT
-// keys), file, created, activate_at, retire_at (optional) and retired. On
+// keys), file, created, activate_at, retire_at (optional) and retired.
+// retired means retirement is decided: the key verifies until retire_at, or
+// not at all when retire_at is empty; a retire_at alone also ends it. This
+// is the model of bigip/icontrol's KeyState, which KeyState converts to. On
 // first start one key of each kind that has no configured file is generated,
-// active at once. Files readable by group or others are refused.
+// active at once. Files readable by group or others are refused; the file
+// of a key no longer accepted may be deleted.
 //
 // The signing key of a kind is the newest key (latest activate_at, then
 // latest created) whose activate_at has passed and which is not retired.
