@@ -25,6 +25,7 @@ type Authenticator struct {
 	cfg      *config
 	sessions *sessions.CookieStore // session cookie codecs + attributes
 	logins   *sessions.CookieStore // login (state/nonce/PKCE) cookie codecs + attributes
+	cache    *sessionCache
 
 	discoMu sync.Mutex // serialises discovery attempts
 	mu      sync.Mutex // guards the fields below
@@ -72,6 +73,7 @@ func New(opts Options) (*Authenticator, error) {
 		cfg:      cfg,
 		sessions: &sessions.CookieStore{Codecs: sc, Options: &so},
 		logins:   &sessions.CookieStore{Codecs: lc, Options: &lo},
+		cache:    newSessionCache(sessionCacheSize),
 	}, nil
 }
 

@@ -255,6 +255,7 @@ func (a *Authenticator) readLogin(r *http.Request, name, state string) (*loginSt
 func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if s, err := a.Session(r); err == nil {
+		a.cache.revoke(s.ID, s.ExpiresAt, a.cfg.now())
 		a.cfg.log.Info("auth: signed out", "session", s.ID, "sub", s.Subject)
 	}
 	a.clearSession(w)
@@ -306,6 +307,7 @@ func (a *Authenticator) Touch(w http.ResponseWriter, r *http.Request, s *Session
 			dirty = true
 		default:
 			a.cfg.log.Warn("auth: session ended: refresh rejected", "session", s.ID, "sub", s.Subject, "err", err.Error())
+			a.cache.revoke(s.ID, s.ExpiresAt, now)
 			a.clearSession(w)
 			return fmt.Errorf("%w: refresh: %w", ErrNoSession, err)
 		}

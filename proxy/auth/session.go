@@ -49,16 +49,26 @@ func (a *Authenticator) Session(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, ErrNoSession
 	}
-	s, err := a.decodeSession(c.Value)
-	if err != nil {
-		a.cfg.log.Debug("auth: session cookie rejected", "reason", err.Error(), "cookie_len", len(c.Value))
-		return nil, fmt.Errorf("%w: %w", ErrNoSession, err)
+	now := a.cfg.now()
+	s, cached := a.cache.get(c.Value)
+	if !cached {
+		if s, err = a.decodeSession(c.Value); err != nil {
+			a.cfg.log.Debug("auth: session cookie rejected", "reason", err.Error(), "cookie_len", len(c.Value))
+			return nil, fmt.Errorf("%w: %w", ErrNoSession, err)
+		}
 	}
-	if err := a.checkSession(s, a.cfg.now()); err != nil {
+	if err := a.checkSession(s, now); err != nil {
 		a.cfg.log.Debug("auth: session ended", "reason", err.Error(), "session", s.ID, "sub", s.Subject)
 		return nil, fmt.Errorf("%w: %w", ErrNoSession, err)
 	}
-	return s, nil
+	if a.cache.isRevoked(s.ID) {
+		a.cfg.log.Debug("auth: session ended", "reason", "signed out", "session", s.ID, "sub", s.Subject)
+		return nil, fmt.Errorf("%w: session was signed out", ErrNoSession)
+	}
+	if !cached {
+		a.cache.put(c.Value, s)
+	}
+	return s.clone(), nil
 }
 
 func (a *Authenticator) decodeSession(value string) (*Session, error) {
