@@ -211,11 +211,11 @@ func TestDemoCatalog(t *testing.T) {
 		got[r.Host+r.PathPrefix] = r.Service + " " + r.Environment + " " + r.Upstream + " " + r.Pool
 	}
 	want := map[string]string{
-		"petstore-dev.localhost/":        "component:default/petstore-dev dev http://127.0.0.1:9001 /Common/petstore_dev",
-		"petstore-staging.localhost/":    "component:default/petstore-staging staging http://127.0.0.1:9001 /Common/petstore_staging",
-		"petstore.localhost/":            "component:default/petstore-prod prod http://127.0.0.1:9001 /Common/petstore_prod",
-		"artist-portal.localhost/":       "component:default/artist-portal staging http://127.0.0.1:9001 /Common/artist_portal_staging",
-		"artist-portal.localhost/admin/": "component:default/artist-portal-admin staging http://127.0.0.1:9001 /Common/artist_portal_admin_staging",
+		"petstore-dev.demo.localhost/":        "component:default/petstore-dev dev http://127.0.0.1:9001 /Common/petstore_dev",
+		"petstore-staging.demo.localhost/":    "component:default/petstore-staging staging http://127.0.0.1:9001 /Common/petstore_staging",
+		"petstore.demo.localhost/":            "component:default/petstore-prod prod http://127.0.0.1:9001 /Common/petstore_prod",
+		"artist-portal.demo.localhost/":       "component:default/artist-portal staging http://127.0.0.1:9001 /Common/artist_portal_staging",
+		"artist-portal.demo.localhost/admin/": "component:default/artist-portal-admin staging http://127.0.0.1:9001 /Common/artist_portal_admin_staging",
 	}
 	if len(got) != len(want) {
 		t.Errorf("routes = %v", got)

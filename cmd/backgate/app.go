@@ -1,0 +1,432 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/backgate/backgate/backstage"
+	"github.com/backgate/backgate/config"
+	"github.com/backgate/backgate/configs"
+	"github.com/backgate/backgate/policy"
+	"github.com/backgate/backgate/proxy"
+	"github.com/backgate/backgate/proxy/auth"
+	"github.com/backgate/backgate/proxy/pages"
+	"github.com/backgate/backgate/proxy/signer"
+)
+
+// app is a fully built backgate: every part constructed from one Config,
+// nothing listening yet.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	handler *proxy.Server
+	auth    *auth.Authenticator
+	engine  *policy.Engine
+	syncer  *backstage.Syncer
+	keyring *signer.Keyring
+	signer  *signer.Signer
+	closers []io.Closer
+	now     func() time.Time
+}
+
+// appDeps are what tests and the demo may replace.
+type appDeps struct {
+	now        func() time.Time
+	httpClient *http.Client // for the OIDC provider and Backstage
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	o := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, o))
+	}
+	return slog.New(slog.NewJSONHandler(w, o))
+}
+
+// buildApp wires every package from cfg. It reads secrets and keys and loads
+// the catalog (from the data directory if the source is down) but opens no
+// listener.
+func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger, d appDeps) (*app, error) {
+	if d.now == nil {
+		d.now = time.Now
+	}
+	a := &app{cfg: cfg, log: log, now: d.now}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+
+	// Keys and signer.
+	kr, err := signer.OpenKeyring(signer.KeyringOptions{Dir: cfg.DataDir, Algorithm: cfg.Signing.Algorithm,
+		EdgeKeyFiles: keyFiles(cfg.Signing.EdgeKeys), JWTKeyFiles: keyFiles(cfg.Signing.JWTKeys), Now: d.now, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	a.keyring = kr
+	external := strings.TrimRight(cfg.Server.ExternalURL, "/")
+	sg, err := signer.New(signer.Options{Keyring: kr, Issuer: external, TTL: min(cfg.Signing.AssertionTTL, cfg.Signing.EdgeTTL),
+		UniqueTokens: cfg.Signing.UniqueTokens, Now: d.now})
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	a.signer = sg
+
+	// Policy engine.
+	var dlog io.Writer
+	switch dl := cfg.Policy.DecisionLog; dl {
+	case "":
+	case "stdout":
+		dlog = e.stdout
+	default:
+		f, err := os.OpenFile(dl, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("policy.decision_log: %w", err)
+		}
+		a.closers = append(a.closers, f)
+		dlog = f
+	}
+	eng, err := policy.New(policy.Options{PolicyDir: cfg.Policy.Dir, Logger: log, Now: d.now, DecisionLog: dlog})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	a.engine = eng
+
+	// Pages and login.
+	pg, err := pages.New(log)
+	if err != nil {
+		return nil, err
+	}
+	secret := ""
+	if !cfg.OIDC.ClientSecret.IsZero() {
+		if secret, err = cfg.OIDC.ClientSecret.Read(e.getenv); err != nil {
+			return nil, fmt.Errorf("oidc.client_secret: %w", err)
+		}
+	}
+	sessionKeys, err := loadSessionKeys(cfg, e)
+	if err != nil {
+		return nil, fmt.Errorf("session.keys: %w", err)
+	}
+	extURL, _ := url.Parse(external)
+	routeHosts := &hostSet{}
+	au, err := auth.New(auth.Options{
+		IssuerURL: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: secret,
+		CallbackURL: external + "/_backgate/callback", PostLogoutRedirectURL: cfg.OIDC.LogoutURL,
+		Scopes: cfg.OIDC.Scopes, GroupsClaim: cfg.OIDC.GroupsClaim, AllowedAlgs: cfg.OIDC.AllowedAlgs,
+		ClockSkew: cfg.OIDC.ClockSkew, SessionKeys: sessionKeys, CookieName: cfg.Session.CookieName,
+		CookieDomain: cfg.Session.CookieDomain, InsecureCookies: cfg.Session.Insecure,
+		SessionLifetime: cfg.Session.Lifetime, IdleTimeout: cfg.Session.IdleTimeout,
+		RefreshInterval: cfg.Session.RefreshInterval,
+		AllowReturnHost: func(h string) bool { return routeHosts.allowed(h, extURL) },
+		HTTPClient:      d.httpClient, Logger: log, Now: d.now,
+		RenderError: func(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
+			if status == http.StatusOK && r.URL.Path == "/_backgate/logout" {
+				pg.Render(w, "loggedout", pages.Page{Title: title, Message: detail})
+				return
+			}
+			pg.Error(w, status, title, detail, "")
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
+	}
+	a.auth = au
+
+	// Transports.
+	defTransport, err := proxy.LoadTransport(transportOptions(cfg.Upstream, cfg.Upstream.TLS))
+	if err != nil {
+		return nil, fmt.Errorf("upstream.tls: %w", err)
+	}
+	configRoutes, err := buildConfigRoutes(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	srv, err := proxy.New(proxy.Options{
+		ExternalURL:    extURL,
+		Routes:         configRoutes,
+		Sessions:       proxy.AuthSessions(au),
+		Authorizer:     staleGuard{a},
+		Signer:         proxy.SignerHeaders(sg),
+		Strip:          signer.StripBackgateHeaders,
+		JWKS:           sg.JWKSHandler(),
+		Transport:      defTransport,
+		TrustedProxies: cfg.TrustedProxyPrefixes(),
+		CookieNames:    []string{cfg.Session.CookieName},
+		Ready:          a.ready,
+		Owners:         a.owners,
+		Pages:          pg,
+		Logger:         log,
+		Now:            d.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.handler = srv
+	routeHosts.set(configRoutes)
+
+	// Catalog: the source, then the syncer that feeds the engine and routes.
+	src, err := catalogSource(cfg, e, d, log)
+	if err != nil {
+		return nil, err
+	}
+	interval := time.Minute
+	if b := cfg.Catalog.Backstage; b != nil {
+		interval = b.RefreshInterval
+	}
+	sy, err := backstage.NewSyncer(backstage.SyncerOptions{
+		Source: src, DataDir: cfg.DataDir, Interval: interval, MaxStaleness: cfg.Catalog.MaxStaleness,
+		Now: d.now, Logger: log,
+		Build: backstage.BuildOptions{
+			Identity: backstage.IdentityOptions{UserMatch: cfg.Catalog.IdentityMapping},
+			Routes:   backstage.RouteOptions{LifecycleEnvironments: cfg.Catalog.Environments},
+		},
+		OnUpdate: func(c *backstage.Catalog) {
+			if err := eng.SetCatalog(c); err != nil {
+				log.Error("catalog rejected by the policy engine; keeping the previous one", "revision", c.Revision(), "err", err)
+				return
+			}
+			routes := configRoutes
+			if *cfg.Catalog.Routes {
+				routes = mergeRoutes(log, configRoutes, c.Routes(), cfg, defTransport)
+			}
+			srv.SetRoutes(routes)
+			routeHosts.set(routes)
+			for _, p := range c.Problems() {
+				log.Warn("catalog problem", "problem", fmt.Sprint(p))
+			}
+			log.Info("catalog loaded", "revision", c.Revision(), "entities", c.EntityCount(), "routes", len(routes), "problems", len(c.Problems()))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	a.syncer = sy
+	if err := sy.Init(ctx); err != nil {
+		// Not fatal: /readyz says so and every request is denied until a
+		// catalog arrives.
+		log.Error("no catalog yet; denying every request until one loads", "err", err)
+	}
+	return a, nil
+}
+
+// run starts the background loops (catalog refresh, policy and key watches)
+// and serves on ln until ctx is done, then shuts down gracefully.
+func (a *app) run(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = a.syncer.Run(ctx) }()
+	go a.keyring.Watch(ctx, signer.DefaultWatchInterval)
+	if a.cfg.Policy.Dir != "" && *a.cfg.Policy.Watch {
+		go func() {
+			_ = a.engine.Watch(ctx, time.Second, func(rev string, err error) {
+				if err != nil {
+					a.log.Error("policy change refused; the last good policy keeps serving", "err", err)
+					return
+				}
+				a.log.Info("policy reloaded", "policy_revision", rev)
+			})
+		}()
+	}
+	go func() { // warm OIDC discovery so /readyz turns green without a login
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer wcancel()
+		if err := a.auth.Ready(wctx); err != nil {
+			a.log.Warn("OIDC discovery not done yet", "err", err)
+		}
+	}()
+
+	s := a.cfg.Server
+	hs := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if s.TLS != nil {
+			errc <- hs.ServeTLS(ln, s.TLS.CertFile, s.TLS.KeyFile)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	a.log.Info("backgate serving", "addr", ln.Addr().String(), "external_url", a.cfg.Server.ExternalURL,
+		"policy_revision", a.engine.Revision(), "catalog_revision", a.engine.CatalogRevision())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "grace", s.ShutdownTimeout.String())
+	sctx, scancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
+	defer scancel()
+	err := hs.Shutdown(sctx)
+	for _, c := range a.closers {
+		_ = c.Close()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// ready is /readyz: OIDC discovery done, keys and policy loaded, catalog fresh.
+func (a *app) ready(ctx context.Context) error {
+	var errs []error
+	if err := a.auth.Ready(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("oidc: %w", err))
+	}
+	if err := a.engine.Ready(); err != nil {
+		errs = append(errs, fmt.Errorf("policy: %w", err))
+	}
+	if a.syncer.Stale(a.now()) {
+		st := a.syncer.Status(a.now())
+		errs = append(errs, fmt.Errorf("catalog: stale (last success %s, last error %q)", st.LastSuccess.Format(time.RFC3339), st.LastError))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// owners names who owns a service, for the 403 page.
+func (a *app) owners(service string) []string {
+	c := a.syncer.Current()
+	if c == nil {
+		return nil
+	}
+	if o, ok := c.Entity(service); ok && o.Owner != "" {
+		return []string{o.Owner}
+	}
+	return nil
+}
+
+// staleGuard fails every decision closed while the catalog is stale.
+type staleGuard struct{ a *app }
+
+func (g staleGuard) Decide(ctx context.Context, in policy.Input) (policy.Decision, error) {
+	if g.a.syncer.Stale(g.a.now()) {
+		return policy.Decision{}, errors.New("catalog is stale past catalog.max_staleness")
+	}
+	return g.a.engine.Decide(ctx, in)
+}
+
+func keyFiles(ks []config.KeyFile) []signer.KeyFile {
+	var out []signer.KeyFile
+	for _, k := range ks {
+		out = append(out, signer.KeyFile{ID: k.ID, Path: k.File})
+	}
+	return out
+}
+
+// loadSessionKeys reads session.keys (one secret per line, newest first), or
+// generates data_dir/session-keys on first start.
+func loadSessionKeys(cfg *config.Config, e *env) ([][]byte, error) {
+	var text string
+	if cfg.Session.Keys.IsZero() {
+		p := filepath.Join(cfg.DataDir, "session-keys")
+		b, err := os.ReadFile(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			k := make([]byte, 32)
+			if _, err := rand.Read(k); err != nil {
+				return nil, err
+			}
+			text = hex.EncodeToString(k)
+			if err := os.WriteFile(p, []byte(text+"\n"), 0o600); err != nil {
+				return nil, err
+			}
+		case err != nil:
+			return nil, err
+		default:
+			text = string(b)
+		}
+	} else {
+		var err error
+		if text, err = cfg.Session.Keys.Read(e.getenv); err != nil {
+			return nil, err
+		}
+	}
+	var keys [][]byte
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if len(line) < 32 {
+			return nil, fmt.Errorf("line %d: a session key needs at least 32 characters", i+1)
+		}
+		keys = append(keys, []byte(line))
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no keys")
+	}
+	return keys, nil
+}
+
+func catalogSource(cfg *config.Config, e *env, d appDeps, log *slog.Logger) (backstage.Source, error) {
+	if b := cfg.Catalog.Backstage; b != nil {
+		tok, err := b.Token.Read(e.getenv)
+		if err != nil {
+			return nil, fmt.Errorf("catalog.backstage.token: %w", err)
+		}
+		return &backstage.RESTSource{BaseURL: strings.TrimRight(b.URL, "/") + "/api/catalog", Token: tok,
+			Client: d.httpClient, PageSize: b.PageSize, Timeout: b.Timeout, Now: d.now, Logger: log}, nil
+	}
+	if len(cfg.Catalog.Files) > 0 {
+		return &multiFileSource{files: cfg.Catalog.Files, now: d.now}, nil
+	}
+	sub, err := fs.Sub(configs.Catalog, "catalog")
+	if err != nil {
+		return nil, err
+	}
+	return &backstage.FileSource{FS: sub, Name: "embedded:configs/catalog", Now: d.now}, nil
+}
+
+// multiFileSource reads catalog files from several places on disk, each file
+// with its directory as the root for its Location targets.
+type multiFileSource struct {
+	files []string
+	now   func() time.Time
+}
+
+func (m *multiFileSource) Fetch(ctx context.Context) (*backstage.Snapshot, error) {
+	var out *backstage.Snapshot
+	for _, f := range m.files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return nil, err
+		}
+		src := &backstage.FileSource{FS: os.DirFS(filepath.Dir(abs)), Roots: []string{filepath.Base(abs)}, Name: "file:" + abs, Now: m.now}
+		s, err := src.Fetch(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("catalog.files %s: %w", f, err)
+		}
+		if out == nil {
+			out = s
+			continue
+		}
+		out.Entities = append(out.Entities, s.Entities...)
+		out.Problems = append(out.Problems, s.Problems...)
+	}
+	if out == nil {
+		return nil, errors.New("catalog.files: none given")
+	}
+	return out, nil
+}

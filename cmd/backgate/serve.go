@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/backgate/backgate/config"
+)
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "serve", "serve --config FILE")
+	path := fs.String("config", "", "configuration file (YAML; every key is in docs/config.md)")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		fmt.Fprintln(e.stderr, "backgate serve: --config FILE is required")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintf(e.stdout, "%s: configuration is valid\n", *path)
+		return nil
+	}
+	log := newLogger(cfg.Log, e.stderr)
+	a, err := buildApp(ctx, cfg, e, log, appDeps{})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("server.listen: %w", err)
+	}
+	return a.run(ctx, ln)
+}

@@ -1,0 +1,52 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/backgate/backgate/proxy/auth"
+	"github.com/backgate/backgate/proxy/signer"
+)
+
+// AuthSessions adapts an *auth.Authenticator to Sessions.
+func AuthSessions(a *auth.Authenticator) Sessions { return authSessions{a} }
+
+type authSessions struct{ a *auth.Authenticator }
+
+func (s authSessions) Identify(w http.ResponseWriter, r *http.Request) (Identity, error) {
+	sess, err := s.a.Session(r)
+	if err != nil {
+		if errors.Is(err, auth.ErrNoSession) {
+			return Identity{}, ErrNotLoggedIn
+		}
+		return Identity{}, err
+	}
+	if err := s.a.Touch(w, r, sess); err != nil {
+		// Touch ends sessions whose refresh failed or that timed out.
+		return Identity{}, errors.Join(ErrNotLoggedIn, err)
+	}
+	return Identity{Subject: sess.Subject, Issuer: sess.Issuer, Email: sess.Email, Name: sess.Name,
+		Username: sess.Username, Groups: sess.Groups, Expiry: sess.ExpiresAt}, nil
+}
+
+func (s authSessions) Login(w http.ResponseWriter, r *http.Request, returnTo string) {
+	s.a.Login(w, r, returnTo)
+}
+func (s authSessions) Callback(w http.ResponseWriter, r *http.Request) { s.a.Callback(w, r) }
+func (s authSessions) Logout(w http.ResponseWriter, r *http.Request)   { s.a.Logout(w, r) }
+
+// SignerHeaders adapts a *signer.Signer to HeaderSigner.
+func SignerHeaders(s *signer.Signer) HeaderSigner { return signerHeaders{s} }
+
+type signerHeaders struct{ s *signer.Signer }
+
+func (s signerHeaders) SignHeaders(h http.Header, r SignRequest) error {
+	hs, err := s.s.Sign(signer.SignRequest{Host: r.Host, Subject: r.Identity.Subject, Email: r.Identity.Email,
+		Name: r.Identity.Name, Groups: r.Identity.Groups, UserRef: r.UserRef, Service: r.Service,
+		Environment: r.Environment, NotAfter: r.NotAfter})
+	if err != nil {
+		return err
+	}
+	hs.Apply(h)
+	return nil
+}
