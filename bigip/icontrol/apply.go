@@ -56,6 +56,60 @@ func (c *Client) apply(ctx context.Context, d bigip.Desired, sc scope) (Plan, er
 // execute runs ops in order: alone when there is one, else in one
 // transaction.
 func (c *Client) execute(ctx context.Context, ops []op) error {
+	var secrets []string
+	for _, o := range ops {
+		secrets = append(secrets, o.secrets...)
+	}
+	return scrub(c.executeOps(ctx, ops), secrets)
+}
+
+// minScrubLen is the shortest record data scrubbed from error messages;
+// shorter values would mangle messages and are no key anyway.
+const minScrubLen = 16
+
+// scrub replaces every secret found in err's message with "<redacted>",
+// keeping the *APIError (and so errors.Is on the status) when there is one.
+func scrub(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	found := false
+	for _, s := range secrets {
+		if strings.Contains(msg, s) {
+			found = true
+		}
+	}
+	if !found {
+		return err
+	}
+	clean := func(s string) string {
+		for _, sec := range secrets {
+			s = strings.ReplaceAll(s, sec, "<redacted>")
+		}
+		return s
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		cp := *ae
+		cp.Err = &scrubbed{msg: clean(ae.Err.Error()), orig: ae.Err}
+		return &cp
+	}
+	return &scrubbed{msg: clean(msg), orig: err}
+}
+
+// scrubbed is an error whose message had secrets removed; errors.Is and
+// errors.As still see the original (only code that unwraps it on purpose
+// can read the original message).
+type scrubbed struct {
+	msg  string
+	orig error
+}
+
+func (e *scrubbed) Error() string { return e.msg }
+func (e *scrubbed) Unwrap() error { return e.orig }
+
+func (c *Client) executeOps(ctx context.Context, ops []op) error {
 	if len(ops) == 1 {
 		return c.run(ctx, "", ops[0])
 	}

@@ -40,6 +40,9 @@ type op struct {
 	method string
 	path   string // relative to /mgmt/tm/
 	body   any
+	// secrets are values in body that must not appear in an error message
+	// (key material, in case the device echoes it back).
+	secrets []string
 }
 
 func (o op) String() string { return o.verb + " " + o.object }
@@ -240,8 +243,16 @@ func (c *Client) diffDataGroup(ctx context.Context, part string, g bigip.DataGro
 		}
 		return s
 	}
+	var secrets []string
+	if ch.Redacted {
+		for _, r := range g.Records {
+			if len(r.Data) >= minScrubLen {
+				secrets = append(secrets, r.Data)
+			}
+		}
+	}
 	create := op{verb: "create data-group", object: fp, method: http.MethodPost, path: "ltm/data-group/internal",
-		body: map[string]any{"name": g.Name, "partition": part, "type": g.Type, "records": recordsBody(g.Records)}}
+		body: map[string]any{"name": g.Name, "partition": part, "type": g.Type, "records": recordsBody(g.Records)}, secrets: secrets}
 	old := map[string]string{}
 	if found && got != nil {
 		for _, r := range got.Records {
@@ -281,7 +292,7 @@ func (c *Client) diffDataGroup(ctx context.Context, part string, g bigip.DataGro
 	}
 	ch.Action = ActionUpdate
 	return ch, []op{{verb: "update data-group", object: fp, method: http.MethodPatch, path: "ltm/data-group/internal/" + restPath(fp),
-		body: map[string]any{"records": recordsBody(g.Records)}}}, nil
+		body: map[string]any{"records": recordsBody(g.Records)}, secrets: secrets}}, nil
 }
 
 type virtualItem struct {

@@ -354,3 +354,23 @@ func TestPartition(t *testing.T) {
 		t.Fatalf("/Common/vs changed: %+v", v)
 	}
 }
+
+func TestErrorsNeverShowKeys(t *testing.T) {
+	// A device that echoes the request body in its error message.
+	err := &APIError{Op: "update data-group", Object: "/Common/backgate_edge_keys", Status: 400,
+		Err: errors.New(`01070734:3: Configuration error: bad record k1 := "` + keyHex + `"`)}
+	got := scrub(err, []string{keyHex})
+	if strings.Contains(got.Error(), keyHex) || !strings.Contains(got.Error(), "<redacted>") {
+		t.Fatalf("scrubbed error: %v", got)
+	}
+	var ae *APIError
+	if !errors.As(got, &ae) || ae.Status != 400 || ae.Object != "/Common/backgate_edge_keys" {
+		t.Fatalf("scrub lost the APIError: %#v", got)
+	}
+	if plain := scrub(errors.New("x "+keyHex), []string{keyHex}); strings.Contains(plain.Error(), keyHex) {
+		t.Fatal(plain)
+	}
+	if e := errors.New("fine"); scrub(e, []string{keyHex}) != e {
+		t.Fatal("scrub changed an error without secrets")
+	}
+}

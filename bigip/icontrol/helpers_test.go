@@ -3,6 +3,7 @@ package icontrol
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ type testWriter struct{ t *testing.T }
 
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
-	w.t.Log(string(p))
+	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
 
