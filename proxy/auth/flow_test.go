@@ -73,6 +73,7 @@ type env struct {
 	logs    *syncBuffer
 	appURL  string // http://app.corp.localhost:port
 	authURL string // http://auth.corp.localhost:port
+	opSkew  time.Duration // provider clock minus relying party clock
 }
 
 var testKey1 = []byte("0123456789abcdef0123456789abcdef-key-one")
@@ -80,14 +81,15 @@ var testKey1 = []byte("0123456789abcdef0123456789abcdef-key-one")
 func newEnv(t *testing.T, opOpts authtest.Options, mutate func(*auth.Options)) *env {
 	t.Helper()
 	clock := &fakeClock{t: time.Now().Truncate(time.Second)}
-	opOpts.Now = clock.Now
+	e := &env{t: t, clock: clock, logs: &syncBuffer{}}
+	opOpts.Now = func() time.Time { return clock.Now().Add(e.opSkew) }
 	op := authtest.New(t, opOpts)
+	e.op = op
 	op.SetUser(authtest.User{
 		Subject: "user:default/alice", Email: "alice@corp.example", Name: "Alice",
 		Username: "alice", Groups: []string{"group:default/team-a"},
 	})
 
-	e := &env{t: t, op: op, clock: clock, logs: &syncBuffer{}}
 	mux := http.NewServeMux()
 	e.rp = httptest.NewServer(mux)
 	t.Cleanup(e.rp.Close)
@@ -622,5 +624,30 @@ func TestLoginRejectsBadReturnURL(t *testing.T) {
 	e.a.Login(rec, req, "/x")
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("Login relative on foreign host: %d", rec.Code)
+	}
+}
+
+func TestClockSkewIsBounded(t *testing.T) {
+	const ttl = 5 * time.Minute
+	tests := []struct {
+		name   string
+		opSkew time.Duration
+		ok     bool
+	}{
+		{"in sync", 0, true},
+		{"exp 20s ago, within 30s skew", -(ttl + 20*time.Second), true},
+		{"exp 40s ago, beyond skew", -(ttl + 40*time.Second), false},
+		{"iat 20s ahead, within skew", 20 * time.Second, true},
+		{"iat 40s ahead, beyond skew", 40 * time.Second, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, authtest.Options{IDTokenTTL: ttl, SigningAlg: "ES256"}, nil)
+			e.opSkew = tc.opSkew
+			resp, body := e.get(e.startLogin("/").String())
+			if got := resp.StatusCode == http.StatusFound; got != tc.ok {
+				t.Fatalf("callback %d %q, want success=%v\nlogs:\n%s", resp.StatusCode, body, tc.ok, e.logs)
+			}
+		})
 	}
 }
