@@ -71,8 +71,8 @@ type env struct {
 	client  *http.Client
 	jar     *cookiejar.Jar
 	logs    *syncBuffer
-	appURL  string // http://app.corp.localhost:port
-	authURL string // http://auth.corp.localhost:port
+	appURL  string        // http://app.corp.localhost:port
+	authURL string        // http://auth.corp.localhost:port
 	opSkew  time.Duration // provider clock minus relying party clock
 }
 
