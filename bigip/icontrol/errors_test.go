@@ -374,3 +374,20 @@ func TestErrorsNeverShowKeys(t *testing.T) {
 		t.Fatal("scrub changed an error without secrets")
 	}
 }
+
+func TestRefusedQueuedCommandDiscardsTransaction(t *testing.T) {
+	s := device(t)
+	c := dial(t, s)
+	s.RejectInTransaction("/Common/vs_app")
+	_, err := c.Apply(context.Background(), desired())
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 400 || ae.Object != "/Common/vs_app" || ae.Op != "attach rule to virtual" {
+		t.Fatalf("err = %v, want a 400 APIError for attaching to /Common/vs_app", err)
+	}
+	if n := s.OpenTransactions(); n != 0 {
+		t.Fatalf("%d transactions left open", n)
+	}
+	if _, ok := s.Rule("/Common/" + bigip.RuleName); ok {
+		t.Fatal("rule created although the transaction was discarded")
+	}
+}

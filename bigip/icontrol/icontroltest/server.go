@@ -98,6 +98,7 @@ type Server struct {
 	reqs        []Request
 	fail        map[string][]string // full path -> methods (empty: all)
 	conflict    map[string]bool     // full path -> 409 on next create
+	rejectQueue map[string]bool     // full path -> 400 when queued in a transaction
 	unavailable int
 	after       func(Request)
 }
@@ -114,6 +115,8 @@ func New(username, password string) *Server {
 		nextTxn:  1700000000000000,
 		fail:     map[string][]string{},
 		conflict: map[string]bool{},
+
+		rejectQueue: map[string]bool{},
 	}
 	for c := range collections {
 		s.objects[c] = map[string]map[string]any{}
@@ -185,11 +188,29 @@ func (s *Server) FailOn(fullPath string, methods ...string) {
 	s.fail[fullPath] = methods
 }
 
-// ClearFailures undoes FailOn.
+// RejectInTransaction makes adding a command for fullPath (a write to the
+// object, or a POST creating it) to a transaction fail at once with 400, as
+// BIG-IP does for commands it can check when queued.
+func (s *Server) RejectInTransaction(fullPath string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejectQueue[fullPath] = true
+}
+
+// OpenTransactions is the number of transactions neither committed nor
+// deleted.
+func (s *Server) OpenTransactions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.txns)
+}
+
+// ClearFailures undoes FailOn and RejectInTransaction.
 func (s *Server) ClearFailures() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.fail)
+	clear(s.rejectQueue)
 }
 
 // Unavailable makes the next n requests fail with 503 and F5's "active
@@ -417,6 +438,13 @@ func (s *Server) handle(r *http.Request, raw []byte, readErr error, rec *Request
 		t := s.txns[id]
 		if err != nil || t == nil {
 			return s.errResp(http.StatusNotFound, fmt.Sprintf("Transaction %s not found.", coord))
+		}
+		target := fullPath
+		if target == "" && r.Method == http.MethodPost {
+			target = createTarget(body)
+		}
+		if s.rejectQueue[target] {
+			return s.errResp(http.StatusBadRequest, fmt.Sprintf("01070734:3: Configuration error: command for %s refused in transaction %d", target, id))
 		}
 		t.commands = append(t.commands, txnCommand{method: r.Method, coll: coll, fullPath: fullPath, sub: sub, body: body, query: r.URL.Query()})
 		n := len(t.commands)
