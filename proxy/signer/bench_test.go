@@ -25,6 +25,7 @@ func BenchmarkSign(b *testing.B) {
 func BenchmarkSignCached(b *testing.B) {
 	f := newFixture(b, KeyringOptions{}, Options{})
 	req := f.request()
+	req.Host = "payments.example.com" // as the proxy passes it: lower case, no port
 	if _, err := f.s.Sign(req); err != nil {
 		b.Fatal(err)
 	}
@@ -42,6 +43,7 @@ func BenchmarkSignCachedParallel(b *testing.B) {
 	reqs := make([]SignRequest, 256)
 	for i := range reqs {
 		reqs[i] = f.request()
+		reqs[i].Host = "payments.example.com"
 		reqs[i].Subject = "user-" + strconv.Itoa(i)
 		if _, err := f.s.Sign(reqs[i]); err != nil {
 			b.Fatal(err)

@@ -404,3 +404,37 @@ func FuzzParseKeyring(f *testing.F) {
 		}
 	})
 }
+
+func TestKeyLifecycle(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name         string
+		m            keyMeta
+		at           time.Time
+		usable, sign bool
+	}{
+		{"active", keyMeta{activateAt: t0}, t0, true, true},
+		{"pending", keyMeta{activateAt: t0.Add(time.Second)}, t0, true, false},
+		{"retired outright", keyMeta{retired: true}, t0, false, false},
+		{"retirement scheduled", keyMeta{retired: true, retireAt: t0.Add(time.Second)}, t0, true, true},
+		{"retirement reached", keyMeta{retired: true, retireAt: t0}, t0, false, false},
+		{"retire_at alone, before", keyMeta{retireAt: t0.Add(time.Second)}, t0, true, true},
+		{"retire_at alone, reached", keyMeta{retireAt: t0}, t0, false, false},
+		{"pending and retired", keyMeta{activateAt: t0.Add(time.Hour), retired: true, retireAt: t0.Add(time.Minute)}, t0, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.m.usable(tt.at); got != tt.usable {
+				t.Errorf("usable = %v, want %v", got, tt.usable)
+			}
+			if got := tt.m.active(tt.at); got != tt.sign {
+				t.Errorf("active = %v, want %v", got, tt.sign)
+			}
+			// What bigip/icontrol computes from the KeyState must agree.
+			st := tt.m.state(nil)
+			if published := !st.Retired || tt.at.Before(st.RetireAt); published != tt.usable {
+				t.Errorf("KeyState %#v published = %v, want %v", st, published, tt.usable)
+			}
+		})
+	}
+}
