@@ -36,13 +36,13 @@ var (
 	testEdgeKey = edgetoken.Key{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}
 )
 
-// signer holds an assertion key pair and its JWKS.
-type signer struct {
+// testSigner holds an assertion key pair and its JWKS.
+type testSigner struct {
 	priv jwk.Key
 	set  jwk.Set // public keys
 }
 
-func newSigner(t testing.TB, kid string) signer {
+func newSigner(t testing.TB, kid string) testSigner {
 	t.Helper()
 	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -59,7 +59,7 @@ func newSigner(t testing.TB, kid string) signer {
 	}
 	set := jwk.NewSet()
 	_ = set.AddKey(pub)
-	return signer{priv: priv, set: set}
+	return testSigner{priv: priv, set: set}
 }
 
 type assertion struct {
@@ -68,7 +68,7 @@ type assertion struct {
 	extra         map[string]any
 }
 
-func (s signer) mint(t testing.TB, a assertion) string {
+func (s testSigner) mint(t testing.TB, a assertion) string {
 	t.Helper()
 	b := jwt.NewBuilder().Subject(a.sub).Audience([]string{a.aud}).IssuedAt(a.iat).Expiration(a.exp)
 	if a.iss != "" {
@@ -119,7 +119,7 @@ func edgeKeys(kid string) ([]byte, bool) {
 	return nil, false
 }
 
-func newTestApp(t testing.TB, s signer, clock *fakeClock) http.Handler {
+func newTestApp(t testing.TB, s testSigner, clock *fakeClock) http.Handler {
 	t.Helper()
 	h, err := NewApp(AppOptions{
 		Name:     "petstore",

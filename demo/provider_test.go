@@ -503,3 +503,45 @@ func flip(s string) string {
 	}
 	return string(b)
 }
+
+func TestProviderEndSession(t *testing.T) {
+	idp := startIdP(t, testSecret)
+	for _, tc := range []struct {
+		name     string
+		params   url.Values
+		wantLoc  string // prefix of the redirect; "" means no redirect to the app
+		wantCode int
+	}{
+		{name: "client_id and registered URI", params: url.Values{"client_id": {testClientID}, "post_logout_redirect_uri": {testPostLogout}},
+			wantLoc: testPostLogout, wantCode: http.StatusFound},
+		{name: "no parameters", params: url.Values{}, wantLoc: LoggedOutPath, wantCode: http.StatusFound},
+		{name: "unregistered URI", params: url.Values{"client_id": {testClientID}, "post_logout_redirect_uri": {"http://evil.localhost/"}},
+			wantCode: http.StatusBadRequest},
+		{name: "bad id_token_hint", params: url.Values{"id_token_hint": {"e30.e30.e30"}, "post_logout_redirect_uri": {testPostLogout}},
+			wantCode: http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := idp.browser(t)
+			b.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			resp, err := b.Get(idp.issuer + "/end_session?" + tc.params.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			readBody(t, resp)
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode != tc.wantCode || (tc.wantLoc != "" && !strings.HasPrefix(loc, tc.wantLoc)) ||
+				(tc.wantLoc == "" && strings.Contains(loc, "evil")) {
+				t.Fatalf("status %d location %q, want %d %q", resp.StatusCode, loc, tc.wantCode, tc.wantLoc)
+			}
+		})
+	}
+	// The logged-out page clears the provider's session cookie.
+	resp, err := http.Get(idp.issuer + LoggedOutPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readBody(t, resp)
+	if !strings.Contains(body, "Signed out") || !strings.Contains(resp.Header.Get("Set-Cookie"), sessionCookie+"=;") {
+		t.Errorf("logged-out page: set-cookie %q", resp.Header.Get("Set-Cookie"))
+	}
+}
