@@ -22,10 +22,11 @@ var ErrProviderUnavailable = errors.New("OpenID provider unavailable")
 // state, nonce) and manages encrypted cookie sessions. It is safe for
 // concurrent use.
 type Authenticator struct {
-	cfg      *config
-	sessions *sessions.CookieStore // session cookie codecs + attributes
-	logins   *sessions.CookieStore // login (state/nonce/PKCE) cookie codecs + attributes
-	cache    *sessionCache
+	cfg       *config
+	sessions  *sessions.CookieStore // session cookie codecs + attributes
+	logins    *sessions.CookieStore // login (state/nonce/PKCE) cookie codecs + attributes
+	cache     *sessionCache
+	refreshes *refreshGroup
 
 	discoMu sync.Mutex // serialises discovery attempts
 	mu      sync.Mutex // guards the fields below
@@ -70,10 +71,11 @@ func New(opts Options) (*Authenticator, error) {
 	lo.Path = cfg.callback.Path
 	lo.MaxAge = int(LoginTTL.Seconds())
 	return &Authenticator{
-		cfg:      cfg,
-		sessions: &sessions.CookieStore{Codecs: sc, Options: &so},
-		logins:   &sessions.CookieStore{Codecs: lc, Options: &lo},
-		cache:    newSessionCache(sessionCacheSize),
+		cfg:       cfg,
+		sessions:  &sessions.CookieStore{Codecs: sc, Options: &so},
+		logins:    &sessions.CookieStore{Codecs: lc, Options: &lo},
+		cache:     newSessionCache(sessionCacheSize),
+		refreshes: &refreshGroup{calls: map[[32]byte]*refreshCall{}},
 	}, nil
 }
 

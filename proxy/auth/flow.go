@@ -322,48 +322,72 @@ func (a *Authenticator) Touch(w http.ResponseWriter, r *http.Request, s *Session
 	return a.saveSession(w, r, s)
 }
 
-// refresh redeems the refresh token and replaces the session's claims with
-// those of the new ID token (or userinfo when none is returned).
+// refresh redeems the session's refresh token (shared with concurrent
+// requests carrying the same token, see refreshGroup) and applies the result
+// to s.
 func (a *Authenticator) refresh(ctx context.Context, s *Session, now time.Time) error {
-	p, err := a.provider(ctx)
+	res, err := a.refreshes.do(ctx, s.ID, s.refreshToken, now, func(ctx context.Context) (*refreshResult, error) {
+		return a.redeem(ctx, s.Subject, s.refreshToken)
+	})
 	if err != nil {
 		return err
 	}
+	if res.claims != nil {
+		res.claims.apply(s)
+	}
+	if res.refreshToken != "" {
+		s.refreshToken = res.refreshToken
+	}
+	s.RefreshedAt = now
+	return nil
+}
+
+// refreshResult is what a refresh learnt: new claims (nil = keep the
+// session's) and a rotated refresh token ("" = keep).
+type refreshResult struct {
+	claims       *claims
+	refreshToken string
+}
+
+// redeem runs the refresh_token grant and re-reads the claims from the new
+// ID token (or userinfo when none is returned).
+func (a *Authenticator) redeem(ctx context.Context, subject, refreshToken string) (*refreshResult, error) {
+	p, err := a.provider(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ctx = a.clientCtx(ctx)
-	old := &oauth2.Token{RefreshToken: s.refreshToken, Expiry: time.Unix(1, 0)}
+	old := &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Unix(1, 0)}
 	tok, err := p.oauth.TokenSource(ctx, old).Token()
 	if err != nil {
 		if isRejection(err) {
-			return fmt.Errorf("refresh token rejected: %w", err)
+			return nil, fmt.Errorf("refresh token rejected: %w", err)
 		}
-		return fmt.Errorf("%w: refresh: %w", ErrProviderUnavailable, err)
+		return nil, fmt.Errorf("%w: refresh: %w", ErrProviderUnavailable, err)
+	}
+	res := &refreshResult{}
+	if tok.RefreshToken != refreshToken {
+		res.refreshToken = tok.RefreshToken
 	}
 	cl := &claims{}
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
 		if cl, err = a.verifyIDToken(ctx, p, raw, tok, ""); err != nil {
-			return fmt.Errorf("refreshed id token: %w", err)
+			return nil, fmt.Errorf("refreshed id token: %w", err)
 		}
-		if cl.Subject != s.Subject {
-			return fmt.Errorf("refreshed id token subject %q differs from session subject", cl.Subject)
+		if cl.Subject != subject {
+			return nil, fmt.Errorf("refreshed id token subject %q differs from session subject", cl.Subject)
 		}
 	} else {
-		cl.Subject = s.Subject
+		cl.Subject = subject
 		if p.oidc.UserInfoEndpoint() == "" {
-			// Nothing to re-read the claims from; keep them.
-			cl = nil
+			return res, nil // nothing to re-read the claims from; keep them
 		}
 	}
-	if cl != nil {
-		if err := a.fillFromUserInfo(ctx, p, tok, cl); err != nil {
-			return fmt.Errorf("%w: refresh userinfo: %w", ErrProviderUnavailable, err)
-		}
-		cl.apply(s)
+	if err := a.fillFromUserInfo(ctx, p, tok, cl); err != nil {
+		return nil, fmt.Errorf("%w: refresh userinfo: %w", ErrProviderUnavailable, err)
 	}
-	if tok.RefreshToken != "" {
-		s.refreshToken = tok.RefreshToken
-	}
-	s.RefreshedAt = now
-	return nil
+	res.claims = cl
+	return res, nil
 }
 
 // isRejection reports whether a token endpoint error is the provider saying

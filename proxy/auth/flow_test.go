@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -649,5 +650,56 @@ func TestClockSkewIsBounded(t *testing.T) {
 				t.Fatalf("callback %d %q, want success=%v\nlogs:\n%s", resp.StatusCode, body, tc.ok, e.logs)
 			}
 		})
+	}
+}
+
+// The requests of one page arrive together with the same cookie; with a
+// provider that rotates refresh tokens they must share one refresh instead
+// of presenting the same token several times (and being logged out).
+func TestConcurrentRefreshSharesOneGrant(t *testing.T) {
+	e := newEnv(t, authtest.Options{RotateRefreshTokens: true}, nil)
+	e.login("/")
+	e.op.SetUser(authtest.User{Subject: "user:default/alice", Groups: []string{"group:default/new"}})
+	e.clock.Advance(6 * time.Minute)
+	cookie := e.sessionCookie()
+	const n = 8
+	var wg sync.WaitGroup
+	codes := make(chan string, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", e.appURL+"/asset", nil)
+			req.AddCookie(cookie)
+			resp, err := (&http.Client{Transport: e.client.Transport, CheckRedirect: e.client.CheckRedirect}).Do(req)
+			if err != nil {
+				codes <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			codes <- fmt.Sprintf("%d %t", resp.StatusCode, strings.Contains(string(b), "group:default/new"))
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != "200 true" {
+			t.Errorf("parallel request: %s\nlogs:\n%s", c, e.logs)
+		}
+	}
+	if got := e.op.Refreshes(); got != 1 {
+		t.Errorf("provider saw %d refresh grants, want 1", got)
+	}
+	// A late request with the pre-refresh cookie also reuses the result.
+	req, _ := http.NewRequest("GET", e.appURL+"/late", nil)
+	req.AddCookie(cookie)
+	resp, err := (&http.Client{Transport: e.client.Transport, CheckRedirect: e.client.CheckRedirect}).Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("late request with old cookie: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if got := e.op.Refreshes(); got != 1 {
+		t.Errorf("provider saw %d refresh grants after the late request, want 1", got)
 	}
 }
