@@ -46,6 +46,9 @@ type app struct {
 type appDeps struct {
 	now        func() time.Time
 	httpClient *http.Client // for the OIDC provider and Backstage
+	// upstream rewrites catalog route upstreams; the demo uses it to point
+	// the demo catalog's fixed address at the app it actually started.
+	upstream func(string) string
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -201,7 +204,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 			}
 			routes := configRoutes
 			if *cfg.Catalog.Routes {
-				routes = mergeRoutes(log, configRoutes, c.Routes(), cfg, defTransport)
+				routes = mergeRoutes(log, configRoutes, c.Routes(), defTransport, d.upstream)
 			}
 			srv.SetRoutes(routes)
 			routeHosts.set(routes)

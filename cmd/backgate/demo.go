@@ -23,6 +23,9 @@ import (
 // browsers accept for every demo host.
 const demoHostSuffix = ".demo.localhost"
 
+// demoCatalogUpstream is the upstream the embedded demo catalog gives its routes.
+const demoCatalogUpstream = "http://127.0.0.1:9001"
+
 type demoOptions struct {
 	listen, idpListen, appListen string
 	dataDir                      string
@@ -93,7 +96,6 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	}
 	defer appLn.Close()
 	_, proxyPort, _ := net.SplitHostPort(proxyLn.Addr().String())
-	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
 
 	if o.dataDir == "" {
 		d, err := os.MkdirTemp("", "backgate-demo-")
@@ -140,7 +142,15 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	servers := []*http.Server{{Handler: idp, ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = servers[0].Serve(idpLn) }()
 
-	a, err := buildApp(ctx, cfg, demoEnv, log, appDeps{now: o.now})
+	// The demo catalog names http://127.0.0.1:9001 as every route's BIG-IP;
+	// send those to the app this demo started, wherever it listens.
+	appURL := "http://" + appLn.Addr().String()
+	a, err := buildApp(ctx, cfg, demoEnv, log, appDeps{now: o.now, upstream: func(u string) string {
+		if u == demoCatalogUpstream {
+			return appURL
+		}
+		return u
+	}})
 	if err != nil {
 		return err
 	}
@@ -168,9 +178,6 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	info := demoInfo{Proxy: proxyLn.Addr().String(), IdP: idpLn.Addr().String(), App: appLn.Addr().String(), External: external}
 	if c := a.syncer.Current(); c != nil {
 		for _, r := range c.Routes() {
-			if strings.HasSuffix(r.Upstream, ":9001") && appPort != "9001" {
-				continue
-			}
 			info.Routes = append(info.Routes, fmt.Sprintf("http://%s:%s%s  (%s, %s)", r.Host, proxyPort, strings.TrimSuffix(r.PathPrefix, "/"), r.Service, r.Environment))
 		}
 	}

@@ -45,14 +45,18 @@ func buildConfigRoutes(cfg *config.Config) ([]proxy.Route, error) {
 // mergeRoutes adds the catalog's annotated routes to the config routes. A
 // config route wins over a catalog route for the same host and prefix; an
 // invalid catalog route is logged and skipped.
-func mergeRoutes(log *slog.Logger, configRoutes []proxy.Route, annotated []backstage.AnnotatedRoute, cfg *config.Config, def http.RoundTripper) []proxy.Route {
+func mergeRoutes(log *slog.Logger, configRoutes []proxy.Route, annotated []backstage.AnnotatedRoute, def http.RoundTripper, rewrite func(string) string) []proxy.Route {
 	out := append([]proxy.Route(nil), configRoutes...)
 	taken := map[string]string{}
 	for _, r := range configRoutes {
 		taken[r.Host+" "+strings.TrimSuffix(r.PathPrefix, "/")] = r.Name
 	}
 	for _, ar := range annotated {
-		cr := config.Route{Name: ar.Name, Host: ar.Host, PathPrefix: ar.PathPrefix, Upstream: ar.Upstream,
+		up := ar.Upstream
+		if rewrite != nil {
+			up = rewrite(up)
+		}
+		cr := config.Route{Name: ar.Name, Host: ar.Host, PathPrefix: ar.PathPrefix, Upstream: up,
 			Service: ar.Service, Environment: ar.Environment}
 		if cr.PathPrefix == "" {
 			cr.PathPrefix = "/"
