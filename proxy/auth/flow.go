@@ -157,6 +157,11 @@ func (a *Authenticator) Callback(w http.ResponseWriter, r *http.Request) {
 	expired.MaxAge = -1
 	http.SetCookie(w, sessions.NewCookie(name, "", &expired))
 
+	// RFC 9207: when the provider names itself, it must be ours (mix-up defence).
+	if iss := q.Get("iss"); iss != "" && iss != a.cfg.IssuerURL {
+		fail(http.StatusBadRequest, "Sign-in failed", "The sign-in response came from an unexpected identity provider.", "iss parameter mismatch", nil)
+		return
+	}
 	if e := q.Get("error"); e != "" {
 		fail(http.StatusForbidden, "Sign-in refused", "The identity provider refused the sign-in ("+sanitizeCode(e)+").", "provider error "+sanitizeCode(e), nil)
 		return

@@ -381,6 +381,11 @@ func TestCallbackRejects(t *testing.T) {
 			q.Set("error", "access_denied")
 			cb.RawQuery = q.Encode()
 		}},
+		{name: "iss parameter of another provider", want: 400, log: "iss parameter mismatch", tamper: func(e *env, cb *url.URL) {
+			q := cb.Query()
+			q.Set("iss", "https://evil.example")
+			cb.RawQuery = q.Encode()
+		}},
 		{name: "wrong code", want: 401, log: "rejected", tamper: func(e *env, cb *url.URL) {
 			q := cb.Query()
 			q.Set("code", "forged")
