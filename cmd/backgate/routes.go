@@ -80,7 +80,9 @@ func mergeRoutes(log *slog.Logger, configRoutes []proxy.Route, annotated []backs
 
 // hostSet is the set of hosts a post-login return URL may point at: the
 // route hosts and backgate's own.
-type hostSet struct{ p atomic.Pointer[map[string]bool] }
+type hostSet struct {
+	p atomic.Pointer[map[string]bool]
+}
 
 func (h *hostSet) set(routes []proxy.Route) {
 	m := map[string]bool{}
