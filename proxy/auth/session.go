@@ -108,6 +108,11 @@ func (a *Authenticator) checkSession(s *Session, now time.Time) error {
 func (a *Authenticator) saveSession(w http.ResponseWriter, r *http.Request, s *Session) error {
 	sess := sessions.NewSession(a.sessions, a.cfg.CookieName)
 	opts := *a.sessions.Options
+	// The browser may drop the cookie when the session ends; the server
+	// enforces ExpiresAt regardless.
+	if left := int(s.ExpiresAt.Sub(a.cfg.now()).Seconds()); left > 0 && left < opts.MaxAge {
+		opts.MaxAge = left
+	}
 	sess.Options = &opts
 	sess.Values[sessionValueKey] = s
 	if err := a.sessions.Save(r, w, sess); err != nil {

@@ -266,6 +266,9 @@ func TestTouchBumpsAtMostEveryMinute(t *testing.T) {
 	if c == nil {
 		t.Fatal("Touch did not rewrite the cookie after a minute")
 	}
+	if want := int((DefaultSessionLifetime - 61*time.Second).Seconds()); c.MaxAge != want {
+		t.Errorf("rewritten cookie Max-Age = %d, want the remaining lifetime %d", c.MaxAge, want)
+	}
 	got, err := a.Session(requestWith(c))
 	if err != nil || !got.LastSeen.Equal(clock.t) {
 		t.Fatalf("LastSeen after Touch = %v, %v; want %v", got, err, clock.t)
