@@ -194,6 +194,9 @@ func (c *Config) Validate() error {
 		}
 		secret(&e, "bigip.password", bi.Password, false)
 	}
+	if bi.ReplayProtection && !c.Signing.UniqueTokens {
+		e.add("bigip.replay_protection", "needs signing.unique_tokens: true (cached tokens reuse their id)")
+	}
 	if !partRE.MatchString(bi.Partition) {
 		e.add("bigip.partition", "%q is not a partition name", bi.Partition)
 	}
