@@ -34,6 +34,19 @@ type Request struct {
 	DecisionReason string    // why denied or revoked
 	GrantID        string    // set once approved
 	ExpiresAt      time.Time // grant expiry, set once approved
+	// Approvals so far, oldest first. A request that needs more than one
+	// approver (ApprovalResult.Complete false) stays pending with the
+	// approvals it has; the policy sees them in ApprovalInput.Request.
+	Approvals []Approval
+	RevokedAt time.Time // zero unless revoked
+	RevokedBy string    // Backstage user ref of who revoked
+}
+
+// Approval is one approver's yes to a request.
+type Approval struct {
+	By    string // Backstage user ref
+	Email string
+	At    time.Time
 }
 
 // Grant is approved access, valid while now < ExpiresAt and not revoked.
@@ -122,4 +135,5 @@ var (
 	ErrInvalid         = errors.New("invalid request")
 	ErrDurationTooLong = errors.New("the duration is longer than the policy allows")
 	ErrUnknownUser     = errors.New("your identity does not match a Backstage user")
+	ErrNotActive       = errors.New("the access is not active (not approved, already revoked or expired)")
 )
