@@ -1,0 +1,137 @@
+package access
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	acc "github.com/backgate/backgate/access"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+// renderer renders the embedded templates; their CSS is proxy/pages' look.
+type renderer struct {
+	t   *template.Template
+	log *slog.Logger
+}
+
+func newRenderer(log *slog.Logger) (*renderer, error) {
+	t, err := template.New("").ParseFS(templateFiles, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	return &renderer{t: t, log: log}, nil
+}
+
+// pageData is what the templates may show. Everything is escaped by
+// html/template.
+type pageData struct {
+	Status     int
+	Title      string
+	User       string
+	RequestID  string
+	Base       string
+	CSRF       string
+	Error      string
+	Notice     string
+	Message    string
+	ActionURL  string
+	ActionText string
+	Form       *formView
+	Req        *reqView
+	Return     string
+	Mine       []reqView
+	ToDecide   []reqView
+}
+
+type formView struct {
+	Service, Env string
+	Owners       []string
+	Max          string
+	Choices      []choice
+	Reason       string
+	Return       string
+}
+
+type choice struct {
+	Value, Label string
+	Selected     bool
+}
+
+// reqView is one request with the actions the viewer may take on it.
+type reqView struct {
+	ID, Requester, RequesterEmail, Service, Env, Duration, Reason, State string
+	Created, Decided, DecidedBy, DecisionReason, Expires                 string
+	Active, Mine                                                         bool
+	CanApprove, CanDeny, CanRevoke, CanCancel                            bool
+	Base, CSRF, From                                                     string
+}
+
+const timeLayout = "2006-01-02 15:04 MST"
+
+// view builds the view of req for a viewer; mine: the viewer asked for it;
+// decider: it is among the requests the viewer may act on.
+func (h *Handler) view(req acc.Request, mine, decider bool, csrf, from string) reqView {
+	now := h.now()
+	v := reqView{ID: req.ID, Requester: req.Requester, RequesterEmail: req.RequesterEmail, Service: req.Service,
+		Env: req.Environment, Duration: humanDuration(req.Duration), Reason: req.Reason, State: string(req.State),
+		Created: req.CreatedAt.UTC().Format(timeLayout), DecidedBy: req.DecidedBy, DecisionReason: req.DecisionReason,
+		Mine: mine, Base: h.base, CSRF: csrf, From: from}
+	if !req.DecidedAt.IsZero() {
+		v.Decided = req.DecidedAt.UTC().Format(timeLayout)
+	}
+	if !req.ExpiresAt.IsZero() {
+		v.Expires = req.ExpiresAt.UTC().Format(timeLayout)
+	}
+	v.Active = req.State == acc.StateApproved && now.Before(req.ExpiresAt)
+	if v.Active {
+		v.Expires += " (" + humanDuration(req.ExpiresAt.Sub(now).Truncate(time.Minute)) + " left)"
+	}
+	pending := req.State == acc.StatePending
+	switch {
+	case mine:
+		v.CanCancel = pending
+		v.CanRevoke = v.Active
+	case decider:
+		v.CanApprove, v.CanDeny = pending, pending
+		v.CanRevoke = v.Active
+	}
+	return v
+}
+
+// render writes the named template with status d.Status. Pages are never
+// cached, framed or sniffed, and load nothing from elsewhere.
+func (t *renderer) render(w http.ResponseWriter, name string, d pageData) {
+	if d.Status == 0 {
+		d.Status = http.StatusOK
+	}
+	if d.Title == "" {
+		d.Title = http.StatusText(d.Status)
+	}
+	var buf bytes.Buffer
+	if err := t.t.ExecuteTemplate(&buf, name+".html", d); err != nil {
+		t.log.Error("access: render page", "template", name, "err", err)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "same-origin")
+	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	hd.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(d.Status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (t *renderer) errorPage(w http.ResponseWriter, status int, title, msg, rid string) {
+	t.render(w, "error", pageData{Status: status, Title: title, Message: msg, RequestID: rid})
+}
