@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// Targets from the issue, checked at targetConns connections.
+const (
+	targetConns      = 32
+	targetThroughput = 0.9
+	targetP99Extra   = time.Millisecond
+)
+
+type memory struct {
+	Process string `json:"process"`
+	PeakRSS int64  `json:"peak_rss_bytes"` // VmHWM
+	RSS     int64  `json:"rss_bytes"`      // VmRSS at the end
+}
+
+// summary is the median over rounds of one target at one concurrency.
+type summary struct {
+	Target    string        `json:"target"`
+	Conns     int           `json:"conns"`
+	RPS       float64       `json:"rps"`
+	P50       time.Duration `json:"p50_ns"`
+	P99       time.Duration `json:"p99_ns"`
+	CPUPerReq time.Duration `json:"server_cpu_per_req_ns"`
+	Errors    int64         `json:"errors"`
+}
+
+// comparison is backgate against bare at one concurrency.
+type comparison struct {
+	Conns         int           `json:"conns"`
+	RPSRatio      float64       `json:"rps_ratio"` // backgate / bare
+	P50Extra      time.Duration `json:"p50_extra_ns"`
+	P99Extra      time.Duration `json:"p99_extra_ns"`
+	CPUExtraPerRq time.Duration `json:"server_cpu_extra_per_req_ns"`
+}
+
+type verdict struct {
+	Conns           int     `json:"conns"`
+	ThroughputRatio float64 `json:"throughput_ratio"`
+	ThroughputMet   bool    `json:"throughput_met"` // ratio >= 0.9
+	P99ExtraMs      float64 `json:"p99_extra_ms"`
+	P99Met          bool    `json:"p99_met"` // extra <= 1 ms
+}
+
+type report struct {
+	Options        benchOptions `json:"options"`
+	GoVersion      string       `json:"go_version"`
+	CPUs           int          `json:"cpus"`
+	LoadStart      string       `json:"load_average_start"`
+	LoadEnd        string       `json:"load_average_end"`
+	StartupSeconds float64      `json:"startup_seconds"`
+	TotalSeconds   float64      `json:"total_seconds"`
+	Runs           []runResult  `json:"runs"`
+	Summaries      []summary    `json:"summaries"`
+	Comparisons    []comparison `json:"comparisons"`
+	Memory         []memory     `json:"memory"`
+	Verdict        *verdict     `json:"verdict,omitempty"` // nil when 32 connections were not measured
+}
+
+// summarise takes, per concurrency and target, the median of each figure
+// over the rounds, and compares backgate with bare.
+func (r *report) summarise() {
+	r.Summaries, r.Comparisons, r.Verdict = nil, nil, nil
+	for _, c := range r.Options.Concurrency {
+		var pair [2]summary
+		for i, name := range []string{nameBare, nameBackgate} {
+			var rps []float64
+			var p50, p99, cpu []time.Duration
+			var errs int64
+			for _, run := range r.Runs {
+				if run.Conns == c && run.Target == name {
+					rps = append(rps, run.RPS)
+					p50, p99, cpu = append(p50, run.P50), append(p99, run.P99), append(cpu, run.CPUPerReq)
+					errs += run.Errors
+				}
+			}
+			if len(rps) == 0 {
+				continue
+			}
+			pair[i] = summary{Target: name, Conns: c, RPS: median(rps), P50: median(p50), P99: median(p99),
+				CPUPerReq: median(cpu), Errors: errs}
+			r.Summaries = append(r.Summaries, pair[i])
+		}
+		if pair[0].RPS == 0 || pair[1].Target == "" {
+			continue
+		}
+		cmp := comparison{Conns: c, RPSRatio: pair[1].RPS / pair[0].RPS, P50Extra: pair[1].P50 - pair[0].P50,
+			P99Extra: pair[1].P99 - pair[0].P99, CPUExtraPerRq: pair[1].CPUPerReq - pair[0].CPUPerReq}
+		r.Comparisons = append(r.Comparisons, cmp)
+		if c == targetConns {
+			r.Verdict = &verdict{Conns: c, ThroughputRatio: cmp.RPSRatio, ThroughputMet: cmp.RPSRatio >= targetThroughput,
+				P99ExtraMs: float64(cmp.P99Extra) / 1e6, P99Met: cmp.P99Extra <= targetP99Extra}
+		}
+	}
+}
+
+// write prints the human-readable report.
+func (r *report) write(w io.Writer) {
+	o := r.Options
+	fmt.Fprintf(w, "backgate-bench: %s, %d CPUs; %d rounds x %s per target and concurrency (A/B alternated), median shown\n",
+		r.GoVersion, r.CPUs, o.Rounds, o.Duration)
+	fmt.Fprintf(w, "catalog %d components / %d groups / %d users; body %d bytes; unique tokens %v; load average %s (start), %s (end)\n\n",
+		o.Catalog.Components, o.Catalog.Groups, o.Catalog.Users, o.BodySize, o.Unique, r.LoadStart, r.LoadEnd)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "conns\ttarget\treq/s\tp50\tp99\tproxy cpu/req\terrors\t")
+	for _, c := range o.Concurrency {
+		for _, s := range r.Summaries {
+			if s.Conns == c {
+				fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%d\t\n", c, s.Target, s.RPS, fmtDur(s.P50), fmtDur(s.P99), fmtDur(s.CPUPerReq), s.Errors)
+			}
+		}
+		for _, cmp := range r.Comparisons {
+			if cmp.Conns == c {
+				fmt.Fprintf(tw, "\tbackgate/bare\t%.2fx\t%s\t%s\t%s\t\t\n", cmp.RPSRatio, signed(cmp.P50Extra), signed(cmp.P99Extra), signed(cmp.CPUExtraPerRq))
+			}
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprint(w, "\npeak memory (VmHWM):")
+	for _, m := range r.Memory {
+		fmt.Fprintf(w, "  %s %.1f MiB (now %.1f MiB)", m.Process, float64(m.PeakRSS)/(1<<20), float64(m.RSS)/(1<<20))
+	}
+	fmt.Fprintln(w)
+	if v := r.Verdict; v != nil {
+		fmt.Fprintf(w, "targets at %d connections: throughput %.2fx bare (target >= %.2fx): %s; p99 %+.3f ms vs bare (target <= +%.0f ms): %s\n",
+			v.Conns, v.ThroughputRatio, targetThroughput, metStr(v.ThroughputMet), v.P99ExtraMs, float64(targetP99Extra)/1e6, metStr(v.P99Met))
+	} else {
+		fmt.Fprintf(w, "targets: not checked (needs %d connections in --concurrency)\n", targetConns)
+	}
+	fmt.Fprintf(w, "startup %.1fs, total %.1fs\n", r.StartupSeconds, r.TotalSeconds)
+}
+
+// signed is fmtDur with a sign.
+func signed(d time.Duration) string {
+	if d < 0 {
+		return fmtDur(d)
+	}
+	return "+" + fmtDur(d)
+}
+
+func metStr(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// fmtDur prints a latency with three significant digits.
+func fmtDur(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Millisecond:
+		s = fmt.Sprintf("%.0fµs", float64(d)/1e3)
+	case d < time.Second:
+		s = fmt.Sprintf("%.2fms", float64(d)/1e6)
+	default:
+		s = fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
