@@ -47,7 +47,9 @@ func (f *fakeService) find(id string) (*acc.Request, error) {
 	return nil, fmt.Errorf("request %q: %w", id, acc.ErrNotFound)
 }
 
-func (f *fakeService) owns(user, service string) bool { return slices.Contains(f.owners[service], user) }
+func (f *fakeService) owns(user, service string) bool {
+	return slices.Contains(f.owners[service], user)
+}
 
 func (f *fakeService) maxLocked(service, env string) (time.Duration, error) {
 	envs, ok := f.max[service]

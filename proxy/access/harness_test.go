@@ -44,7 +44,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time       { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type harness struct {
@@ -64,7 +64,7 @@ func newHarness(t *testing.T) *harness {
 	c := &clock{t: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
 	svc := &fakeService{now: c.now,
 		max: map[string]map[string]time.Duration{
-			petstore:                             {"prod": 4 * time.Hour, "staging": 24 * time.Hour, "dev": 2 * time.Hour, "lab": 0},
+			petstore:                           {"prod": 4 * time.Hour, "staging": 24 * time.Hour, "dev": 2 * time.Hour, "lab": 0},
 			"component:default/<b>billing</b>": {"prod": 7 * 24 * time.Hour},
 		},
 		owners: map[string][]string{petstore: {"user:default/bob"}, "component:default/<b>billing</b>": {"user:default/bob"}},
@@ -93,8 +93,10 @@ func newHarness(t *testing.T) *harness {
 		ServiceTokens: map[string]string{"bot": botSecret, "reader": readSecret},
 		Delegating:    []string{"bot"},
 		CSRFKey:       []byte("csrf-key-for-tests-0123456789abcdef"),
-		Owners:        func(service string) []string { return []string{"group:default/team-" + strings.TrimPrefix(service, "component:default/")} },
-		Now:           c.now,
+		Owners: func(service string) []string {
+			return []string{"group:default/team-" + strings.TrimPrefix(service, "component:default/")}
+		},
+		Now: c.now,
 	})
 	if err != nil {
 		t.Fatal(err)
