@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/backgate/backgate/backstage"
+	"github.com/backgate/backgate/policy"
+)
+
+// TestMain lets the test binary play the child roles: the end-to-end test
+// re-executes it with --role=..., as the real binary re-executes itself.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "--role=") {
+		if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+			os.Stderr.WriteString("child: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var d []time.Duration
+		for _, x := range v {
+			d = append(d, time.Duration(x)*time.Millisecond)
+		}
+		return d
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i // reversed: percentile must sort
+	}
+	for _, tc := range []struct {
+		name string
+		in   []time.Duration
+		p    float64
+		want time.Duration
+	}{
+		{"empty", nil, 0.5, 0},
+		{"one", ms(7), 0.99, 7 * time.Millisecond},
+		{"p50 of 1..100", ms(hundred...), 0.50, 50 * time.Millisecond},
+		{"p99 of 1..100", ms(hundred...), 0.99, 99 * time.Millisecond},
+		{"p99 of 4", ms(4, 1, 3, 2), 0.99, 4 * time.Millisecond},
+		{"p50 of 4", ms(4, 1, 3, 2), 0.50, 2 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := percentile(tc.in, tc.p); got != tc.want {
+				t.Errorf("percentile(%v) = %v, want %v", tc.p, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    []int
+		wantErr bool
+	}{
+		{"1,8,32,64", []int{1, 8, 32, 64}, false},
+		{" 4 ", []int{4}, false},
+		{"0", nil, true},
+		{"1,x", nil, true},
+		{"2000", nil, true},
+		{"", nil, true},
+	} {
+		got, err := parseInts(tc.in)
+		if (err != nil) != tc.wantErr || !slices.Equal(got, tc.want) {
+			t.Errorf("parseInts(%q) = %v, %v; want %v (error %v)", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+	if _, err := parseCatalog("10,5,10"); err == nil {
+		t.Error("parseCatalog accepted 5 groups")
+	}
+	if sz, err := parseCatalog("100,20,300"); err != nil || sz != (catalogSize{100, 20, 300}) {
+		t.Errorf("parseCatalog = %+v, %v", sz, err)
+	}
+}
+
+// TestGeneratedCatalogDecisions: the shipped policy over the generated
+// catalog lets the bench user into its group's service in staging and
+// keeps another team's member out, so the benchmark measures a real
+// evaluation that could have said no.
+func TestGeneratedCatalogDecisions(t *testing.T) {
+	snap, err := genSnapshot(catalogSize{Components: 500, Groups: 100, Users: 1000}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := backstage.Build(snap, backstage.BuildOptions{Identity: backstage.IdentityOptions{UserMatch: []string{"email", "name"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cat.Problems(); len(p) > 0 {
+		t.Fatalf("generated catalog has problems: %v", p[:min(3, len(p))])
+	}
+	eng, err := policy.New(policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.SetCatalog(cat); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, email, env string
+		want             bool
+	}{
+		{"bench user, staging", benchEmail, benchEnv, true},
+		{"bench user, prod (owning group)", benchEmail, "prod", true},
+		{"member of another team", "u1@bench.example", benchEnv, false},
+		{"unknown user", "nobody@bench.example", benchEnv, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := eng.Decide(context.Background(), policy.Input{
+				User:  policy.User{Subject: "s", Email: tc.email},
+				Route: policy.Route{Name: "bench", Host: routeHost, PathPrefix: "/", Service: benchService, Environment: tc.env},
+			})
+			if err != nil || d.Allow != tc.want {
+				t.Errorf("Decide = allow %v (%v, rules %v), err %v; want allow %v", d.Allow, d.Reasons, d.Rules, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestEndToEnd runs the whole benchmark briefly with a small catalog:
+// child processes, a real login, the signed-header check, alternating
+// rounds, and the report.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	o := benchOptions{Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, Concurrency: []int{2, 32},
+		Rounds: 2, MaxRequests: 100_000, BodySize: 100, Catalog: catalogSize{Components: 300, Groups: 60, Users: 600}}
+	rep, err := runBench(ctx, exe, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 2*2*2 {
+		t.Fatalf("%d runs, want 8", len(rep.Runs))
+	}
+	// Round 0 is bare then backgate, round 1 the other way round.
+	if rep.Runs[0].Target != nameBare || rep.Runs[1].Target != nameBackgate || rep.Runs[2].Target != nameBackgate || rep.Runs[3].Target != nameBare {
+		t.Errorf("run order %s %s %s %s, want bare backgate backgate bare", rep.Runs[0].Target, rep.Runs[1].Target, rep.Runs[2].Target, rep.Runs[3].Target)
+	}
+	for _, r := range rep.Runs {
+		if r.Requests == 0 || r.Errors != 0 || r.P50 <= 0 || r.P99 < r.P50 {
+			t.Errorf("run %+v: want requests, no errors, 0 < p50 <= p99", r)
+		}
+	}
+	if len(rep.Comparisons) != 2 || rep.Verdict == nil || rep.Verdict.Conns != 32 {
+		t.Errorf("comparisons %+v, verdict %+v", rep.Comparisons, rep.Verdict)
+	}
+	if len(rep.Memory) != 3 {
+		t.Fatalf("memory %+v", rep.Memory)
+	}
+	for _, m := range rep.Memory {
+		if m.PeakRSS <= 0 || m.PeakRSS < m.RSS {
+			t.Errorf("memory %+v: want 0 < RSS <= peak", m)
+		}
+	}
+	var out bytes.Buffer
+	rep.write(&out)
+	for _, want := range []string{"backgate/bare", "peak memory (VmHWM):", "targets at 32 connections: throughput"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, err := json.Marshal(rep)
+	if err != nil || !json.Valid(b) {
+		t.Errorf("JSON report: %v", err)
+	}
+}
