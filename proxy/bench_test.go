@@ -264,10 +264,12 @@ func BenchmarkBareProxy(b *testing.B) {
 // proxy's own work.
 type stubSessions struct{ id Identity }
 
-func (s stubSessions) Identify(http.ResponseWriter, *http.Request) (Identity, error) { return s.id, nil }
-func (stubSessions) Login(http.ResponseWriter, *http.Request, string)                {}
-func (stubSessions) Callback(http.ResponseWriter, *http.Request)                     {}
-func (stubSessions) Logout(http.ResponseWriter, *http.Request)                       {}
+func (s stubSessions) Identify(http.ResponseWriter, *http.Request) (Identity, error) {
+	return s.id, nil
+}
+func (stubSessions) Login(http.ResponseWriter, *http.Request, string) {}
+func (stubSessions) Callback(http.ResponseWriter, *http.Request)      {}
+func (stubSessions) Logout(http.ResponseWriter, *http.Request)        {}
 
 type stubAuthz struct{}
 
