@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -97,7 +98,11 @@ func TestBackstageIntegration(t *testing.T) {
 
 	dataDir := t.TempDir()
 	src := &statsSource{RESTSource: be.source(be.token)}
-	syncer, err := NewSyncer(SyncerOptions{Source: src, DataDir: dataDir})
+	// Run's timer is driven by the test: each call to After is announced on
+	// waiting, and a refresh starts when the test sends on tick.
+	waiting, tick := make(chan struct{}, 8), make(chan time.Time)
+	after := func(time.Duration) <-chan time.Time { waiting <- struct{}{}; return tick }
+	syncer, err := NewSyncer(SyncerOptions{Source: src, DataDir: dataDir, After: after})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +182,10 @@ func TestBackstageIntegration(t *testing.T) {
 
 	ok = t.Run("edit on disk", func(t *testing.T) {
 		before := syncer.Current()
+		listedBefore, err := be.listAll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		const hosts = "pay.example.test, pay-v2.example.test"
 		begin := time.Now()
 		env.writeAnnotated(t, hosts)
@@ -189,8 +198,21 @@ func TestBackstageIntegration(t *testing.T) {
 		if c.Revision() == before.Revision() {
 			t.Fatalf("revision unchanged after the edit")
 		}
+		listedAfter, err := be.listAll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var changed []string
+		for ref, v := range listedAfter {
+			if listedBefore[ref] != v {
+				changed = append(changed, ref)
+			}
+		}
+		if !slices.Equal(changed, []string{"component:default/payments-gateway"}) {
+			t.Errorf("entities whose uid/etag changed in Backstage: %v, want only the edited one", changed)
+		}
 		if st := src.last; st.Fetched != 1 || st.Listed != len(settled) {
-			t.Errorf("stats %+v: want Listed %d and only the edited entity fetched in full", st, len(settled))
+			t.Errorf("stats %+v: want Listed %d and only the edited entity fetched in full (changed in Backstage: %v)", st, len(settled), changed)
 		}
 		r, ok := findRoute(c, "pay-v2.example.test")
 		if !ok || r.Service != "component:default/payments-gateway" || r.Pool != "/Common/payments_staging" {
@@ -208,19 +230,30 @@ func TestBackstageIntegration(t *testing.T) {
 
 	t.Run("backstage stopped", func(t *testing.T) {
 		good := syncer.Current()
+		runCtx, stopRun := context.WithCancel(ctx)
+		runErr := make(chan error, 1)
+		go func() { runErr <- syncer.Run(runCtx) }()
+		defer func() {
+			stopRun()
+			if err := <-runErr; !errors.Is(err, context.Canceled) {
+				t.Errorf("Run returned %v, want context.Canceled", err)
+			}
+		}()
+		<-waiting // Run is between two refreshes
 		be.stop(t)
-		err := syncer.SyncOnce(ctx)
-		if err == nil {
-			t.Fatal("SyncOnce succeeded with Backstage stopped")
+		tick <- time.Now()
+		<-waiting // that refresh is over
+		st := syncer.Status(time.Now())
+		if st.LastError == "" {
+			t.Fatal("the refresh after Backstage stopped did not fail")
 		}
-		if errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), be.baseURL) {
-			t.Errorf("error %q: want a connection error naming %s", err, be.baseURL)
+		if strings.Contains(st.LastError, "rejected the token") || !strings.Contains(st.LastError, be.baseURL) {
+			t.Errorf("last error %q: want a connection error naming %s", st.LastError, be.baseURL)
 		}
 		if c := syncer.Current(); c != good {
 			t.Errorf("current catalog replaced after a failed sync (revision %s, was %s)", c.Revision(), good.Revision())
 		}
-		st := syncer.Status(time.Now())
-		if st.LastError == "" || st.Stale || st.FromDisk || st.Revision != good.Revision() {
+		if st.Stale || st.FromDisk || st.Revision != good.Revision() {
 			t.Errorf("status after a failed sync = %+v", st)
 		}
 		snap, err := ReadSnapshotFile(filepath.Join(dataDir, SnapshotFileName))
@@ -409,7 +442,6 @@ func (e *itEnv) start(t *testing.T) *itBackend {
 		t.Fatal(err)
 	}
 	token := "bg-it-" + hex.EncodeToString(tok)
-	port := freePort(t)
 	var locs []map[string]string
 	for _, r := range itExampleRoots {
 		locs = append(locs, map[string]string{"type": "file", "target": filepath.Join(e.examples, r)})
@@ -420,7 +452,24 @@ func (e *itEnv) start(t *testing.T) *itBackend {
 	if err := os.WriteFile(overridePath, override, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(e.dir, "backstage.log")
+	// The port is free when chosen but could be taken before Backstage binds it: retry then.
+	for attempt := 1; ; attempt++ {
+		be, err := e.launch(t, token, freePort(t), overridePath, attempt)
+		if err == nil {
+			return be
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; retrying on another port", attempt, err)
+	}
+}
+
+var errPortTaken = errors.New("Backstage could not listen: port taken")
+
+func (e *itEnv) launch(t *testing.T, token string, port int, overridePath string, attempt int) (*itBackend, error) {
+	t.Helper()
+	logPath := filepath.Join(e.dir, fmt.Sprintf("backstage-%d.log", attempt))
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -430,10 +479,9 @@ func (e *itEnv) start(t *testing.T) *itBackend {
 	cmd := exec.Command(e.node, "--require", "./offline-guard.js", "index.js",
 		"--config", "app-config.yaml", "--config", overridePath)
 	cmd.Dir = e.backendDir
-	cmd.Env = append(os.Environ(), "BACKGATE_BACKSTAGE_PORT="+fmt.Sprint(port), "BACKGATE_BACKSTAGE_TOKEN="+token,
-		"NODE_ENV=development", "NO_COLOR=1", "FORCE_COLOR=0")
+	cmd.Env = append(os.Environ(), "BACKGATE_BACKSTAGE_PORT="+fmt.Sprint(port), "BACKGATE_BACKSTAGE_TOKEN="+token)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so stop reaches anything node spawns
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start Backstage: %v", err)
@@ -457,14 +505,17 @@ func (e *itEnv) start(t *testing.T) *itBackend {
 		}
 		select {
 		case <-be.done:
-			t.Fatalf("Backstage exited during start-up: %v", cmd.ProcessState)
+			if log, _ := os.ReadFile(logPath); strings.Contains(string(log), "EADDRINUSE") {
+				return nil, fmt.Errorf("%w (%d)", errPortTaken, port)
+			}
+			return nil, fmt.Errorf("Backstage exited during start-up: %v (its log follows)", cmd.ProcessState)
 		case <-ctx.Done():
-			t.Fatalf("Backstage catalog API not answering 200 within %v (last: HTTP %d, %v)", itStartTimeout, code, err)
+			return nil, fmt.Errorf("Backstage catalog API not answering 200 within %v (last: HTTP %d, %v)", itStartTimeout, code, err)
 		case <-time.After(itPoll):
 		}
 	}
-	t.Logf("Backstage catalog API up after %v on %s", time.Since(begin).Round(time.Millisecond), be.baseURL)
-	return be
+	t.Logf("Backstage catalog API up %v after exec, on %s", time.Since(begin).Round(time.Millisecond), be.baseURL)
+	return be, nil
 }
 
 // stop ends the process group: SIGTERM, then SIGKILL after 10 s.
@@ -485,6 +536,8 @@ func (b *itBackend) stop(t *testing.T) {
 	}
 }
 
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+
 func (b *itBackend) dumpLog(t *testing.T) {
 	t.Helper()
 	data, err := os.ReadFile(b.logPath)
@@ -492,7 +545,16 @@ func (b *itBackend) dumpLog(t *testing.T) {
 		t.Logf("no Backstage log: %v", err)
 		return
 	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var lines []string
+	for _, l := range strings.Split(ansiRE.ReplaceAllString(string(data), ""), "\n") {
+		if l == "" || strings.Contains(l, `type="incomingRequest"`) {
+			continue // the access log says nothing the test does not
+		}
+		if len(l) > 400 {
+			l = l[:400] + "..."
+		}
+		lines = append(lines, l)
+	}
 	if len(lines) > 60 {
 		lines = lines[len(lines)-60:]
 	}
@@ -573,8 +635,8 @@ func (b *itBackend) listAll(ctx context.Context) (map[string]string, error) {
 }
 
 // waitSettled waits until Backstage lists every entity of the expected
-// catalog and two listings in a row (1.5 s apart) are identical, and
-// returns that listing.
+// catalog and three listings in a row (1.5 s apart, so several processing
+// rounds) are identical, and returns that listing.
 func (b *itBackend) waitSettled(ctx context.Context, t *testing.T, expected *Catalog) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, itSettleTimeout)
@@ -583,6 +645,7 @@ func (b *itBackend) waitSettled(ctx context.Context, t *testing.T, expected *Cat
 	begin := time.Now()
 	var prev map[string]string
 	var missing []string
+	same := 0 // consecutive listings equal to prev
 	for {
 		cur, err := b.listAll(ctx)
 		if err == nil {
@@ -592,7 +655,12 @@ func (b *itBackend) waitSettled(ctx context.Context, t *testing.T, expected *Cat
 					missing = append(missing, ref)
 				}
 			}
-			if len(missing) == 0 && reflect.DeepEqual(cur, prev) {
+			if reflect.DeepEqual(cur, prev) {
+				same++
+			} else {
+				same = 0
+			}
+			if len(missing) == 0 && same >= 2 {
 				t.Logf("Backstage processed the catalog (%d entities, stable) %v after the API came up", len(cur), time.Since(begin).Round(time.Millisecond))
 				return cur
 			}
