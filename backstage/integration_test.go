@@ -465,7 +465,7 @@ func (e *itEnv) start(t *testing.T) *itBackend {
 	}
 }
 
-var errPortTaken = errors.New("Backstage could not listen: port taken")
+var errPortTaken = errors.New("backstage could not listen: port taken")
 
 func (e *itEnv) launch(t *testing.T, token string, port int, overridePath string, attempt int) (*itBackend, error) {
 	t.Helper()
@@ -508,9 +508,9 @@ func (e *itEnv) launch(t *testing.T, token string, port int, overridePath string
 			if log, _ := os.ReadFile(logPath); strings.Contains(string(log), "EADDRINUSE") {
 				return nil, fmt.Errorf("%w (%d)", errPortTaken, port)
 			}
-			return nil, fmt.Errorf("Backstage exited during start-up: %v (its log follows)", cmd.ProcessState)
+			return nil, fmt.Errorf("backstage exited during start-up: %v (its log follows)", cmd.ProcessState)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("Backstage catalog API not answering 200 within %v (last: HTTP %d, %v)", itStartTimeout, code, err)
+			return nil, fmt.Errorf("backstage catalog API not answering 200 within %v (last: HTTP %d, %v)", itStartTimeout, code, err)
 		case <-time.After(itPoll):
 		}
 	}
