@@ -139,8 +139,9 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo provider: %w", err)
 	}
-	servers := []*http.Server{{Handler: idp, ReadHeaderTimeout: 10 * time.Second}}
-	go func() { _ = servers[0].Serve(idpLn) }()
+	idpSrv := &http.Server{Handler: idp, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = idpSrv.Serve(idpLn) }()
+	defer idpSrv.Close()
 
 	// The demo catalog names http://127.0.0.1:9001 as every route's BIG-IP;
 	// send those to the app this demo started, wherever it listens.
@@ -167,13 +168,9 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo app: %w", err)
 	}
-	servers = append(servers, &http.Server{Handler: app, ReadHeaderTimeout: 10 * time.Second})
-	go func() { _ = servers[1].Serve(appLn) }()
-	defer func() {
-		for _, s := range servers {
-			_ = s.Close()
-		}
-	}()
+	appSrv := &http.Server{Handler: app, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = appSrv.Serve(appLn) }()
+	defer appSrv.Close()
 
 	info := demoInfo{Proxy: proxyLn.Addr().String(), IdP: idpLn.Addr().String(), App: appLn.Addr().String(), External: external}
 	if c := a.syncer.Current(); c != nil {
