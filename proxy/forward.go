@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -74,6 +75,17 @@ func LoadTransport(o TransportOptions) (*http.Transport, error) {
 	}
 	return t, nil
 }
+
+// bufferPool recycles ReverseProxy's 32 KiB copy buffers instead of
+// allocating one per request.
+type bufferPool struct{ p *sync.Pool }
+
+func newBufferPool() bufferPool {
+	return bufferPool{&sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b bufferPool) Get() []byte    { return *b.p.Get().(*[]byte) }
+func (b bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // routeTransport sends each request through its route's transport.
 type routeTransport struct{ def http.RoundTripper }

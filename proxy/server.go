@@ -147,9 +147,12 @@ func New(opts Options) (*Server, error) {
 	}
 	s.SetRoutes(opts.Routes)
 	s.rp = &httputil.ReverseProxy{
-		Rewrite:        s.rewrite,
-		Transport:      routeTransport{def: s.opt.Transport},
-		FlushInterval:  -1, // stream: flush every write (SSE, long polls)
+		Rewrite:   s.rewrite,
+		Transport: routeTransport{def: s.opt.Transport},
+		// FlushInterval 0: ReverseProxy still flushes at once for
+		// text/event-stream and for responses without a Content-Length
+		// (streams, long polls); buffered responses are not flushed per write.
+		BufferPool:     newBufferPool(),
 		ErrorHandler:   s.upstreamError,
 		ModifyResponse: s.modifyResponse,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
