@@ -18,9 +18,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
-	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -76,13 +73,38 @@ type Options struct {
 type compiledPolicy struct {
 	compiler *ast.Compiler
 	modules  map[string]*ast.Module
-	query    rego.PreparedEvalQuery
+	decision preparedQuery
+	approval preparedQuery
+	maxDur   preparedQuery
 	revision string
 }
 
-type catalogState struct {
-	catalog  CatalogData
-	revision string
+// preparedQuery is a query compiled once per policy version: "result =
+// <ref>", and the (rewritten) variable the result is bound to.
+type preparedQuery struct {
+	ref    string
+	body   ast.Body
+	result ast.Var
+}
+
+func prepareQuery(c *ast.Compiler, ref string) (preparedQuery, error) {
+	r, err := ast.ParseRef(ref)
+	if err != nil {
+		return preparedQuery{}, fmt.Errorf("policy: query %s: %w", ref, err)
+	}
+	const v = ast.Var("result")
+	qc := c.QueryCompiler()
+	body, err := qc.Compile(ast.NewBody(ast.Equality.Expr(ast.NewTerm(v), ast.NewTerm(r))))
+	if err != nil {
+		return preparedQuery{}, fmt.Errorf("policy: prepare %s: %w", ref, toPolicyErrors(err))
+	}
+	pq := preparedQuery{ref: ref, body: body, result: v}
+	for rewritten, orig := range qc.RewrittenVars() {
+		if orig == v {
+			pq.result = rewritten
+		}
+	}
+	return pq, nil
 }
 
 // Engine evaluates the policy for each request. Safe for concurrent use.
@@ -91,17 +113,16 @@ type Engine struct {
 	label string
 	dir   string
 
-	log   *slog.Logger
-	now   func() time.Time
-	dlog  *decisionLogger
-	store storage.Store
+	log  *slog.Logger
+	now  func() time.Time
+	dlog *decisionLogger
 
 	policy  atomic.Pointer[compiledPolicy]
-	catalog atomic.Pointer[catalogState]
+	data    atomic.Pointer[snapshot]
 	lastErr atomic.Pointer[errBox]
 	seen    atomic.Value // [32]byte fingerprint of the source last (attempted to be) loaded
 
-	writeMu sync.Mutex // serialises store writes (SetCatalog/SetGrants)
+	writeMu sync.Mutex // serialises data swaps (SetCatalog/SetGrants/SetData)
 	reload  sync.Mutex // serialises Reload
 
 	idPrefix string
@@ -123,11 +144,8 @@ func New(opts Options) (*Engine, error) {
 		now:    opts.Now,
 		cancel: topdown.NewCancel(),
 		noop:   metrics.NoOp(),
-		store: inmem.NewWithOpts(
-			inmem.OptRoundTripOnWrite(false),
-			inmem.OptReturnASTValuesOnRead(true),
-		),
 	}
+	e.data.Store(newSnapshot(nil, nil, nil))
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -190,17 +208,16 @@ func (e *Engine) build() (*compiledPolicy, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := rego.New(
-		rego.ParsedQuery(ast.MustParseBody(DecisionQuery)),
-		rego.Compiler(c),
-		rego.Store(e.store),
-		rego.Capabilities(Capabilities()),
-		rego.StrictBuiltinErrors(false),
-	).PrepareForEval(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("policy: prepare %s: %w", DecisionQuery, toPolicyErrors(err))
+	p := &compiledPolicy{compiler: c, modules: mods, revision: src.revision()}
+	for _, q := range []struct {
+		dst *preparedQuery
+		ref string
+	}{{&p.decision, DecisionQuery}, {&p.approval, ApprovalQuery}, {&p.maxDur, MaxDurationQuery}} {
+		if *q.dst, err = prepareQuery(c, q.ref); err != nil {
+			return nil, err
+		}
 	}
-	return &compiledPolicy{compiler: c, modules: mods, query: q, revision: src.revision()}, nil
+	return p, nil
 }
 
 // LastError is the error of the most recent failed reload, or nil if the
@@ -216,12 +233,7 @@ func (e *Engine) LastError() error {
 func (e *Engine) Revision() string { return e.policy.Load().revision }
 
 // CatalogRevision is the revision of the loaded catalog, "" if none.
-func (e *Engine) CatalogRevision() string {
-	if c := e.catalog.Load(); c != nil {
-		return c.revision
-	}
-	return ""
-}
+func (e *Engine) CatalogRevision() string { return e.data.Load().catRev }
 
 // Ready reports whether the engine can allow anything: a policy is compiled
 // and a catalog is loaded.
@@ -229,67 +241,76 @@ func (e *Engine) Ready() error {
 	if e.policy.Load() == nil {
 		return ErrNoPolicy
 	}
-	if e.catalog.Load() == nil {
+	if e.data.Load().catalog == nil {
 		return ErrNoCatalog
 	}
 	return nil
 }
 
-// SetCatalog replaces data.catalog in one store transaction. The document is
-// converted before the transaction opens, so decisions are blocked only for
-// the pointer swap at commit.
+// SetCatalog replaces data.catalog. The document is converted to the
+// engine's representation first; publishing it is one atomic pointer swap,
+// so decisions never wait for a swap (those in flight finish on the
+// snapshot they started with).
 func (e *Engine) SetCatalog(c CatalogData) error {
-	if c == nil {
-		return fmt.Errorf("policy: SetCatalog: nil catalog")
-	}
-	doc := c.Document()
-	if doc == nil {
-		return fmt.Errorf("policy: SetCatalog: catalog revision %q has a nil document", c.Revision())
-	}
-	v, err := ast.InterfaceToValue(doc)
+	cv, err := convertCatalog("SetCatalog", c)
 	if err != nil {
-		return fmt.Errorf("policy: SetCatalog: convert catalog revision %q: %w", c.Revision(), err)
-	}
-	if err := e.write(map[string]ast.Value{"catalog": v}); err != nil {
 		return err
 	}
-	e.catalog.Store(&catalogState{catalog: c, revision: c.Revision()})
+	e.swap(func(old *snapshot) *snapshot { return newSnapshot(c, cv, old.grants) })
 	e.log.Info("catalog loaded", "revision", c.Revision())
 	return nil
 }
 
-// SetGrants replaces data.grants in one store transaction; the next decision
-// sees them. Refs are lower-cased; grants with an empty ID, user, service or
-// environment are rejected.
+func convertCatalog(op string, c CatalogData) (ast.Object, error) {
+	if c == nil {
+		return nil, fmt.Errorf("policy: %s: nil catalog", op)
+	}
+	doc := c.Document()
+	if doc == nil {
+		return nil, fmt.Errorf("policy: %s: catalog revision %q has a nil document", op, c.Revision())
+	}
+	v, err := catalogValue(doc)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %s: convert catalog revision %q: %w", op, c.Revision(), err)
+	}
+	return v, nil
+}
+
+// SetGrants replaces data.grants; the next decision sees them. Refs are
+// lower-cased; grants with an empty ID, user, service or environment are
+// rejected.
 func (e *Engine) SetGrants(grants []Grant) error {
 	v, err := grantsValue(grants)
 	if err != nil {
 		return err
 	}
-	return e.write(map[string]ast.Value{"grants": v})
+	e.swap(func(old *snapshot) *snapshot { return newSnapshot(old.cat, old.catalog, v) })
+	return nil
 }
 
-// SetData replaces the catalog and the grants together in one transaction.
+// SetData replaces the catalog and the grants together (one swap).
 func (e *Engine) SetData(c CatalogData, grants []Grant) error {
-	if c == nil {
-		return fmt.Errorf("policy: SetData: nil catalog")
-	}
-	cv, err := ast.InterfaceToValue(c.Document())
+	cv, err := convertCatalog("SetData", c)
 	if err != nil {
-		return fmt.Errorf("policy: SetData: convert catalog revision %q: %w", c.Revision(), err)
+		return err
 	}
 	gv, err := grantsValue(grants)
 	if err != nil {
 		return err
 	}
-	if err := e.write(map[string]ast.Value{"catalog": cv, "grants": gv}); err != nil {
-		return err
-	}
-	e.catalog.Store(&catalogState{catalog: c, revision: c.Revision()})
+	e.swap(func(*snapshot) *snapshot { return newSnapshot(c, cv, gv) })
 	return nil
 }
 
-func grantsValue(grants []Grant) (ast.Value, error) {
+// swap publishes next(current) as the data snapshot; writers are
+// serialised so concurrent SetCatalog and SetGrants never lose an update.
+func (e *Engine) swap(next func(old *snapshot) *snapshot) {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	e.data.Store(next(e.data.Load()))
+}
+
+func grantsValue(grants []Grant) (ast.Object, error) {
 	byUser := map[string]map[string][]*ast.Term{}
 	for i, g := range grants {
 		if g.ID == "" || g.User == "" || g.Service == "" || g.Environment == "" {
@@ -325,26 +346,6 @@ func grantsValue(grants []Grant) (ast.Value, error) {
 	return root, nil
 }
 
-func (e *Engine) write(values map[string]ast.Value) error {
-	ctx := context.Background()
-	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
-	txn, err := e.store.NewTransaction(ctx, storage.WriteParams)
-	if err != nil {
-		return fmt.Errorf("policy: open write transaction: %w", err)
-	}
-	for key, v := range values {
-		if err := e.store.Write(ctx, txn, storage.AddOp, storage.Path{key}, v); err != nil {
-			e.store.Abort(ctx, txn)
-			return fmt.Errorf("policy: write data.%s: %w", key, err)
-		}
-	}
-	if err := e.store.Commit(ctx, txn); err != nil {
-		return fmt.Errorf("policy: commit data: %w", err)
-	}
-	return nil
-}
-
 // Decide evaluates the policy for one request. Any evaluation error, an
 // undefined or malformed decision, or a panic inside the engine is returned
 // as an error, with a Decision whose Allow is false; the caller must deny.
@@ -372,45 +373,64 @@ func (e *Engine) decide(ctx context.Context, in Input, tracer topdown.QueryTrace
 	}
 	p := e.policy.Load()
 	d.PolicyRevision = p.revision
-	cat := e.catalog.Load()
-	if cat != nil {
-		d.CatalogRevision = cat.revision
-		if ref, ok := cat.catalog.ResolveUser(in.User.Subject, in.User.Email, in.User.Username); ok {
+	snap := e.data.Load()
+	if snap.cat != nil {
+		d.CatalogRevision = snap.catRev
+		if ref, ok := snap.cat.ResolveUser(in.User.Subject, in.User.Email, in.User.Username); ok {
 			d.UserRef = strings.ToLower(ref)
 		}
 	}
 	if in.Time.IsZero() {
 		in.Time = e.now()
 	}
-	opts := make([]rego.EvalOption, 0, 6)
-	opts = append(opts,
-		rego.EvalParsedInput(buildInput(&in, d.UserRef)),
-		rego.EvalTime(in.Time),
-		rego.EvalGenerateJSON(passTerm),
-		rego.EvalExternalCancel(e.cancel),
-		rego.EvalMetrics(e.noop),
-	)
-	if tracer != nil {
-		opts = append(opts, rego.EvalQueryTracer(tracer))
-	}
-	rs, err := p.query.Eval(ctx, opts...)
+	v, err := e.eval(ctx, p, &p.decision, snap, buildInput(&in, d.UserRef), in.Time, tracer)
 	if err != nil {
-		return d, fmt.Errorf("policy: evaluate %s: %w", DecisionQuery, err)
+		return d, err
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return d, ErrUndefined
-	}
-	term, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return d, fmt.Errorf("%w: result is %T", ErrBadDecision, rs[0].Expressions[0].Value)
-	}
-	if err := readDecision(term.Value, &d); err != nil {
+	if err := readDecision(v, &d); err != nil {
 		return d, err
 	}
 	return d, nil
 }
 
-func passTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+// eval runs one prepared query against one data snapshot and returns the
+// value of its result. Undefined is ErrUndefined; more than one result (a
+// policy that is not a single document) is ErrBadDecision.
+func (e *Engine) eval(ctx context.Context, p *compiledPolicy, pq *preparedQuery, snap *snapshot, input ast.Value, at time.Time, tracer topdown.QueryTracer) (ast.Value, error) {
+	vc := getVCache()
+	defer vc.release()
+	q := topdown.NewQuery(pq.body).
+		WithVirtualCache(vc).
+		WithCompiler(p.compiler).
+		WithStore(snapshotStore{}).
+		WithTransaction(snap).
+		WithBaseCache(snap).
+		WithInput(ast.NewTerm(input)).
+		WithTime(at).
+		WithCancel(e.cancel).
+		WithMetrics(e.noop)
+	if tracer != nil {
+		q = q.WithQueryTracer(tracer)
+	}
+	var result ast.Value
+	n := 0
+	err := q.Iter(ctx, func(qr topdown.QueryResult) error {
+		n++
+		if t := qr[pq.result]; t != nil {
+			result = t.Value
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("policy: evaluate %s: %w", pq.ref, err)
+	case n == 0 || result == nil:
+		return nil, fmt.Errorf("%w: %s", ErrUndefined, pq.ref)
+	case n > 1:
+		return nil, fmt.Errorf("%w: %s has %d results", ErrBadDecision, pq.ref, n)
+	}
+	return result, nil
+}
 
 func (e *Engine) nextID() string {
 	n := e.idSeq.Add(1)

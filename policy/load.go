@@ -17,8 +17,16 @@ import (
 	shipped "github.com/backgate/backgate/rego"
 )
 
-// DecisionQuery is the Rego document every request is decided by.
-const DecisionQuery = "data.backgate.authz.decision"
+// The Rego documents the engine evaluates.
+const (
+	// DecisionQuery decides every request.
+	DecisionQuery = "data.backgate.authz.decision"
+	// ApprovalQuery answers MayApprove.
+	ApprovalQuery = "data.backgate.approval.result"
+	// MaxDurationQuery is the per-environment maximum grant duration in
+	// nanoseconds, read by MaxGrantDuration.
+	MaxDurationQuery = "data.backgate.settings.max_grant_duration_ns"
+)
 
 // ErrNoPolicy means a policy source held no Rego module to serve.
 var ErrNoPolicy = errors.New("policy: no Rego modules found")
