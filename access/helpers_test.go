@@ -20,6 +20,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
+// TestMain says loudly, also without -v, when the PostgreSQL half of the
+// store tests will be skipped.
+func TestMain(m *testing.M) {
+	if os.Getenv("BACKGATE_TEST_POSTGRES_DSN") == "" && os.Getenv("BACKGATE_REQUIRE_POSTGRES") != "1" {
+		fmt.Fprintln(os.Stderr, "access: NO POSTGRESQL: BACKGATE_TEST_POSTGRES_DSN is not set, the PostgreSQL store tests are SKIPPED "+
+			"(run access/testdata/pg-setup.sh; BACKGATE_REQUIRE_POSTGRES=1 makes this a failure)")
+	}
+	os.Exit(m.Run())
+}
+
 // storeKind opens a fresh, empty store; reopen opens a second handle on the
 // same database (as another process or replica would).
 type storeKind struct {
