@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package backstage
 
@@ -481,7 +481,9 @@ func (e *itEnv) launch(t *testing.T, token string, port int, overridePath string
 	cmd.Dir = e.backendDir
 	cmd.Env = append(os.Environ(), "BACKGATE_BACKSTAGE_PORT="+fmt.Sprint(port), "BACKGATE_BACKSTAGE_TOKEN="+token)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so stop reaches anything node spawns
+	// Own process group, so stop reaches anything node spawns; SIGKILL if the
+	// test binary dies without cleaning up (e.g. a go test -timeout panic).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start Backstage: %v", err)
