@@ -76,6 +76,7 @@ type compiledPolicy struct {
 	decision preparedQuery
 	approval preparedQuery
 	maxDur   preparedQuery
+	input    *inputBuilder
 	revision string
 }
 
@@ -208,7 +209,7 @@ func (e *Engine) build() (*compiledPolicy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &compiledPolicy{compiler: c, modules: mods, revision: src.revision()}
+	p := &compiledPolicy{compiler: c, modules: mods, revision: src.revision(), input: newInputBuilder(analyseInput(c))}
 	for _, q := range []struct {
 		dst *preparedQuery
 		ref string
@@ -383,7 +384,7 @@ func (e *Engine) decide(ctx context.Context, in Input, tracer topdown.QueryTrace
 	if in.Time.IsZero() {
 		in.Time = e.now()
 	}
-	v, err := e.eval(ctx, p, &p.decision, snap, buildInput(&in, d.UserRef), in.Time, tracer)
+	v, err := e.eval(ctx, p, &p.decision, snap, p.input.build(&in, d.UserRef), in.Time, tracer)
 	if err != nil {
 		return d, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -14,6 +15,7 @@ var (
 	kRequest     = ast.StringTerm("request")
 	kRoute       = ast.StringTerm("route")
 	kTime        = ast.StringTerm("time")
+	kApproval    = ast.StringTerm("approval")
 	kSub         = ast.StringTerm("sub")
 	kIss         = ast.StringTerm("iss")
 	kEmail       = ast.StringTerm("email")
@@ -27,7 +29,12 @@ var (
 	kPathPrefix  = ast.StringTerm("path_prefix")
 	kService     = ast.StringTerm("service")
 	kEnvironment = ast.StringTerm("environment")
+	kRequester   = ast.StringTerm("requester")
+	kApprover    = ast.StringTerm("approver")
+	kApprovedBy  = ast.StringTerm("approved_by")
+	kDurationNs  = ast.StringTerm("duration_ns")
 	emptyString  = ast.StringTerm("")
+	emptyArray   = ast.ArrayTerm()
 )
 
 func str(s string) *ast.Term {
@@ -37,38 +44,196 @@ func str(s string) *ast.Term {
 	return ast.StringTerm(s)
 }
 
-// buildInput builds the policy input directly as an AST value (no JSON round
-// trip). Its shape is rego/schemas/input.json.
-func buildInput(in *Input, userRef string) ast.Value {
-	groups := make([]*ast.Term, len(in.User.Groups))
-	for i, g := range in.User.Groups {
-		groups[i] = str(g)
+func strArray(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return emptyArray
 	}
-	user := ast.NewObjectWithCapacity(7)
-	user.Insert(kSub, str(in.User.Subject))
-	user.Insert(kIss, str(in.User.Issuer))
-	user.Insert(kEmail, str(in.User.Email))
-	user.Insert(kName, str(in.User.Name))
-	user.Insert(kUsername, str(in.User.Username))
-	user.Insert(kGroups, ast.ArrayTerm(groups...))
-	user.Insert(kRef, str(userRef))
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = str(s)
+	}
+	return ast.ArrayTerm(terms...)
+}
 
-	req := ast.NewObjectWithCapacity(3)
-	req.Insert(kMethod, str(in.Request.Method))
-	req.Insert(kHost, str(in.Request.Host))
-	req.Insert(kPath, str(in.Request.Path))
+func nanos(n int64) *ast.Term {
+	return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10)))
+}
 
-	route := ast.NewObjectWithCapacity(5)
-	route.Insert(kName, str(in.Route.Name))
-	route.Insert(kHost, str(in.Route.Host))
-	route.Insert(kPathPrefix, str(in.Route.PathPrefix))
-	route.Insert(kService, str(strings.ToLower(in.Route.Service)))
-	route.Insert(kEnvironment, str(strings.ToLower(in.Route.Environment)))
+// inputUse records which input fields a policy can read, found by walking
+// every ref rooted at input in the compiled modules. A field the policy
+// cannot reach is left out of the input it is given: the result cannot
+// differ, and building it is most of the per-decision input cost. Any ref
+// that is not a plain ground path (input as a whole, input[x],
+// input.user[k], a function taking input.user) marks everything below it
+// as used, so the analysis errs towards building more.
+type inputUse struct {
+	all  bool
+	top  map[string]bool // input.<key> read (at least partly)
+	full map[string]bool // input.<key> read as a whole or with a non-ground key
+	sub  map[string]bool // "<key>.<field>" read
+}
 
-	root := ast.NewObjectWithCapacity(4)
-	root.Insert(kUser, ast.NewTerm(user))
-	root.Insert(kRequest, ast.NewTerm(req))
-	root.Insert(kRoute, ast.NewTerm(route))
-	root.Insert(kTime, ast.NumberTerm(json.Number(strconv.FormatInt(in.Time.UnixNano(), 10))))
-	return root
+func analyseInput(c *ast.Compiler) *inputUse {
+	u := &inputUse{top: map[string]bool{}, full: map[string]bool{}, sub: map[string]bool{}}
+	for _, m := range c.Modules {
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if !r.HasPrefix(ast.InputRootRef) {
+				return false
+			}
+			if len(r) == 1 {
+				u.all = true
+				return false
+			}
+			k, ok := r[1].Value.(ast.String)
+			if !ok {
+				u.all = true
+				return false
+			}
+			u.top[string(k)] = true
+			if len(r) == 2 {
+				u.full[string(k)] = true
+				return false
+			}
+			f, ok := r[2].Value.(ast.String)
+			if !ok {
+				u.full[string(k)] = true
+				return false
+			}
+			u.sub[string(k)+"."+string(f)] = true
+			return false
+		})
+	}
+	return u
+}
+
+// reads reports whether the policy may read input.<key>.<field> ("" field:
+// anything under key).
+func (u *inputUse) reads(key, field string) bool {
+	if u == nil || u.all || u.full[key] {
+		return true
+	}
+	if field == "" {
+		return u.top[key]
+	}
+	return u.sub[key+"."+field]
+}
+
+// inputBuilder builds decision inputs directly as AST values for one
+// compiled policy, leaving out what that policy cannot read and reusing the
+// route part (routes come from a bounded configuration) across decisions.
+type inputBuilder struct {
+	use    *inputUse
+	fields struct {
+		user, request, route, time                    bool
+		sub, iss, email, name, username, groups, ref  bool
+		method, host, path                            bool
+		rname, rhost, rprefix, rservice, renvironment bool
+	}
+	routes sync.Map // Route -> *ast.Term
+	nroute int64
+	mu     sync.Mutex
+}
+
+const maxCachedRoutes = 4096
+
+func newInputBuilder(use *inputUse) *inputBuilder {
+	b := &inputBuilder{use: use}
+	f := &b.fields
+	f.user, f.request, f.route, f.time = use.reads("user", ""), use.reads("request", ""), use.reads("route", ""), use.reads("time", "")
+	f.sub, f.iss, f.email = use.reads("user", "sub"), use.reads("user", "iss"), use.reads("user", "email")
+	f.name, f.username, f.groups, f.ref = use.reads("user", "name"), use.reads("user", "username"), use.reads("user", "groups"), use.reads("user", "ref")
+	f.method, f.host, f.path = use.reads("request", "method"), use.reads("request", "host"), use.reads("request", "path")
+	f.rname, f.rhost, f.rprefix = use.reads("route", "name"), use.reads("route", "host"), use.reads("route", "path_prefix")
+	f.rservice, f.renvironment = use.reads("route", "service"), use.reads("route", "environment")
+	return b
+}
+
+// build builds the policy input. Its shape is rego/schemas/input.json.
+func (b *inputBuilder) build(in *Input, userRef string) ast.Value {
+	f := &b.fields
+	var items [16][2]*ast.Term // root 4 + user 7 + request 3, on the stack until copied by NewObject
+	root := items[:0:4]
+	if f.user {
+		user := items[4:4:11]
+		if f.sub {
+			user = append(user, [2]*ast.Term{kSub, str(in.User.Subject)})
+		}
+		if f.iss {
+			user = append(user, [2]*ast.Term{kIss, str(in.User.Issuer)})
+		}
+		if f.email {
+			user = append(user, [2]*ast.Term{kEmail, str(in.User.Email)})
+		}
+		if f.name {
+			user = append(user, [2]*ast.Term{kName, str(in.User.Name)})
+		}
+		if f.username {
+			user = append(user, [2]*ast.Term{kUsername, str(in.User.Username)})
+		}
+		if f.groups {
+			user = append(user, [2]*ast.Term{kGroups, strArray(in.User.Groups)})
+		}
+		if f.ref {
+			user = append(user, [2]*ast.Term{kRef, str(userRef)})
+		}
+		root = append(root, [2]*ast.Term{kUser, ast.NewTerm(ast.NewObject(user...))})
+	}
+	if f.request {
+		req := items[11:11:14]
+		if f.method {
+			req = append(req, [2]*ast.Term{kMethod, str(in.Request.Method)})
+		}
+		if f.host {
+			req = append(req, [2]*ast.Term{kHost, str(in.Request.Host)})
+		}
+		if f.path {
+			req = append(req, [2]*ast.Term{kPath, str(in.Request.Path)})
+		}
+		root = append(root, [2]*ast.Term{kRequest, ast.NewTerm(ast.NewObject(req...))})
+	}
+	if f.route {
+		root = append(root, [2]*ast.Term{kRoute, b.route(in.Route)})
+	}
+	if f.time {
+		root = append(root, [2]*ast.Term{kTime, nanos(in.Time.UnixNano())})
+	}
+	return ast.NewObject(root...)
+}
+
+func (b *inputBuilder) route(r Route) *ast.Term {
+	if t, ok := b.routes.Load(r); ok {
+		return t.(*ast.Term)
+	}
+	f := &b.fields
+	var items [5][2]*ast.Term
+	obj := items[:0]
+	if f.rname {
+		obj = append(obj, [2]*ast.Term{kName, str(r.Name)})
+	}
+	if f.rhost {
+		obj = append(obj, [2]*ast.Term{kHost, str(r.Host)})
+	}
+	if f.rprefix {
+		obj = append(obj, [2]*ast.Term{kPathPrefix, str(r.PathPrefix)})
+	}
+	if f.rservice {
+		obj = append(obj, [2]*ast.Term{kService, str(strings.ToLower(r.Service))})
+	}
+	if f.renvironment {
+		obj = append(obj, [2]*ast.Term{kEnvironment, str(strings.ToLower(r.Environment))})
+	}
+	t := ast.NewTerm(ast.NewObject(obj...))
+	b.mu.Lock()
+	if b.nroute < maxCachedRoutes {
+		b.nroute++
+		b.routes.Store(r, t)
+	}
+	b.mu.Unlock()
+	return t
+}
+
+// buildInput builds the complete input, every field present (tools and
+// tests use it; decisions use a policy's inputBuilder).
+func buildInput(in *Input, userRef string) ast.Value {
+	return newInputBuilder(&inputUse{all: true}).build(in, userRef)
 }
