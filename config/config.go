@@ -26,7 +26,28 @@ type Config struct {
 	Catalog  Catalog  `yaml:"catalog"`
 	Policy   Policy   `yaml:"policy"`
 	BigIP    BigIP    `yaml:"bigip"`
+	Access   Access   `yaml:"access"`
 	Log      Log      `yaml:"log"`
+}
+
+// Access is temporary access: requests, approvals, grants and their audit.
+type Access struct {
+	Disabled bool `yaml:"disabled"` // no request link, pages or API
+	// PostgresDSN selects PostgreSQL (for several replicas); empty means
+	// SQLite at data_dir/access.db.
+	PostgresDSN    Secret         `yaml:"postgres_dsn"`
+	WebhookURL     Secret         `yaml:"webhook_url"`     // Slack-compatible webhook, optional
+	WebhookTimeout time.Duration  `yaml:"webhook_timeout"` // default 5s
+	ServiceTokens  []ServiceToken `yaml:"service_tokens"`
+	CSRFKey        Secret         `yaml:"csrf_key"`      // default generated in data_dir/csrf-key (share it between replicas)
+	SyncInterval   time.Duration  `yaml:"sync_interval"` // how often grants are re-read from the database; default 1s
+}
+
+// ServiceToken lets a Backstage plugin or chat bot use the access API.
+type ServiceToken struct {
+	Name     string `yaml:"name"`
+	Token    Secret `yaml:"token"`
+	Delegate bool   `yaml:"delegate"` // may act on behalf of the user it names (on_behalf_of)
 }
 
 // Server is the listening side of the proxy.

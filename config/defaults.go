@@ -97,6 +97,8 @@ func (c *Config) Defaults() {
 	if c.BigIP.Partition == "" {
 		c.BigIP.Partition = "Common"
 	}
+	setDur(&c.Access.WebhookTimeout, 5*time.Second)
+	setDur(&c.Access.SyncInterval, time.Second)
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}

@@ -201,6 +201,28 @@ func (c *Config) Validate() error {
 		e.add("bigip.partition", "%q is not a partition name", bi.Partition)
 	}
 
+	ac := c.Access
+	secret(&e, "access.postgres_dsn", ac.PostgresDSN, true)
+	secret(&e, "access.webhook_url", ac.WebhookURL, true)
+	secret(&e, "access.csrf_key", ac.CSRFKey, true)
+	if ac.WebhookTimeout <= 0 || ac.WebhookTimeout > time.Minute {
+		e.add("access.webhook_timeout", "%s must be between 0 and 1m", ac.WebhookTimeout)
+	}
+	if ac.SyncInterval <= 0 || ac.SyncInterval > time.Second {
+		e.add("access.sync_interval", "%s must be positive and at most 1s (grants must take effect within a second)", ac.SyncInterval)
+	}
+	names := map[string]bool{}
+	for i, t := range ac.ServiceTokens {
+		p := fmt.Sprintf("access.service_tokens[%d]", i)
+		if !keyIDRE.MatchString(t.Name) {
+			e.add(p+".name", "%q must be 1-32 characters of [A-Za-z0-9_-]", t.Name)
+		} else if names[t.Name] {
+			e.add(p+".name", "%q is used twice", t.Name)
+		}
+		names[t.Name] = true
+		secret(&e, p+".token", t.Token, false)
+	}
+
 	if !slices.Contains(levels, c.Log.Level) {
 		e.add("log.level", "%q must be one of %s", c.Log.Level, strings.Join(levels, ", "))
 	}

@@ -65,7 +65,7 @@ func (s *Server) logAccess(w *record, r *http.Request) {
 		slog.Int("status", status),
 		slog.Int64("bytes", w.bytes),
 		slog.Float64("duration_ms", float64(s.now().Sub(w.start).Microseconds())/1000),
-		slog.String("client", s.clientIP(r)),
+		slog.String("client", s.ClientIP(r)),
 	}
 	if w.user != "" {
 		attrs = append(attrs, slog.String("user", w.user))

@@ -182,9 +182,9 @@ func (s *Server) trusted(a netip.Addr) bool {
 	return false
 }
 
-// clientIP is the address the request came from: the peer, or, behind
+// ClientIP is the address the request came from: the peer, or, behind
 // trusted proxies, the right-most X-Forwarded-For entry they did not add.
-func (s *Server) clientIP(r *http.Request) string {
+func (s *Server) ClientIP(r *http.Request) string {
 	peer := peerAddr(r.RemoteAddr)
 	if !s.trusted(peer) {
 		if peer.IsValid() {

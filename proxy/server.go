@@ -92,6 +92,9 @@ type Options struct {
 	Owners func(service string) []string
 	// AccessRequestURL returns the link the 403 page offers; nil offers none.
 	AccessRequestURL func(r *http.Request, rt *Route) string
+	// Access serves /_backgate/access/... on every host (temporary access
+	// pages and API); nil serves 404 there.
+	Access http.Handler
 	Pages            *pages.Renderer // nil: built-in
 	Logger           *slog.Logger    // nil: discard
 	Now              func() time.Time
@@ -309,6 +312,10 @@ func (s *Server) serveInternal(w *record, r *http.Request, path string) {
 	case "/readyz":
 		s.readyz(w, r)
 	default:
+		if s.opt.Access != nil && (path == "/access" || strings.HasPrefix(path, "/access/")) {
+			s.opt.Access.ServeHTTP(w, r)
+			return
+		}
 		s.pages.Error(w, http.StatusNotFound, "Not found", "There is nothing at this address.", w.id)
 	}
 }
