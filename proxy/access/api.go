@@ -28,22 +28,32 @@ const (
 
 // APIRequest is a request as the JSON API shows it.
 type APIRequest struct {
-	ID              string     `json:"id"`
-	Requester       string     `json:"requester"`
-	RequesterEmail  string     `json:"requester_email,omitempty"`
-	Service         string     `json:"service"`
-	Environment     string     `json:"environment"`
-	Duration        string     `json:"duration"`
-	DurationSeconds int64      `json:"duration_seconds"`
-	Reason          string     `json:"reason"`
-	State           string     `json:"state"`
-	Active          bool       `json:"active"` // approved and not yet expired
-	CreatedAt       time.Time  `json:"created_at"`
-	DecidedAt       *time.Time `json:"decided_at,omitempty"`
-	DecidedBy       string     `json:"decided_by,omitempty"`
-	DecisionReason  string     `json:"decision_reason,omitempty"`
-	GrantID         string     `json:"grant_id,omitempty"`
-	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	ID              string        `json:"id"`
+	Requester       string        `json:"requester"`
+	RequesterEmail  string        `json:"requester_email,omitempty"`
+	Service         string        `json:"service"`
+	Environment     string        `json:"environment"`
+	Duration        string        `json:"duration"`
+	DurationSeconds int64         `json:"duration_seconds"`
+	Reason          string        `json:"reason"`
+	State           string        `json:"state"`
+	Active          bool          `json:"active"` // approved and not yet expired
+	CreatedAt       time.Time     `json:"created_at"`
+	DecidedAt       *time.Time    `json:"decided_at,omitempty"`
+	DecidedBy       string        `json:"decided_by,omitempty"`
+	DecisionReason  string        `json:"decision_reason,omitempty"`
+	GrantID         string        `json:"grant_id,omitempty"`
+	ExpiresAt       *time.Time    `json:"expires_at,omitempty"`
+	Approvals       []APIApproval `json:"approvals,omitempty"`
+	RevokedAt       *time.Time    `json:"revoked_at,omitempty"`
+	RevokedBy       string        `json:"revoked_by,omitempty"`
+}
+
+// APIApproval is one approver's yes.
+type APIApproval struct {
+	By    string    `json:"by"`
+	Email string    `json:"email,omitempty"`
+	At    time.Time `json:"at"`
 }
 
 // CreateBody is the body of POST api/v1/requests.
@@ -80,7 +90,14 @@ func (h *Handler) toAPIRequest(r acc.Request) APIRequest {
 		Environment: r.Environment, Duration: formatDuration(r.Duration), DurationSeconds: int64(r.Duration / time.Second),
 		Reason: r.Reason, State: string(r.State), CreatedAt: r.CreatedAt.UTC(), DecidedBy: r.DecidedBy,
 		DecisionReason: r.DecisionReason, GrantID: r.GrantID}
-	out.Active = r.State == acc.StateApproved && h.now().Before(r.ExpiresAt)
+	out.Active = r.State == acc.StateApproved && r.RevokedAt.IsZero() && h.now().Before(r.ExpiresAt)
+	for _, a := range r.Approvals {
+		out.Approvals = append(out.Approvals, APIApproval{By: a.By, Email: a.Email, At: a.At.UTC()})
+	}
+	if !r.RevokedAt.IsZero() {
+		t := r.RevokedAt.UTC()
+		out.RevokedAt = &t
+	}
 	if !r.DecidedAt.IsZero() {
 		t := r.DecidedAt.UTC()
 		out.DecidedAt = &t

@@ -11,9 +11,12 @@ import (
 	acc "github.com/backgate/backgate/access"
 )
 
-// fakeService is an in-memory Service with the semantics the real one
-// documents: one pending request per person, service and environment;
-// owners approve, deny and revoke; nobody approves their own request.
+// fakeService is an in-memory Service with the semantics of
+// *access.Service: one pending request per person, service and
+// environment; owners approve, deny and revoke; nobody approves their own
+// request; ToDecide lists pending requests only; unknown services are
+// ErrInvalid; revoking what is not approved is ErrNotActive. One approval
+// completes a request.
 type fakeService struct {
 	mu     sync.Mutex
 	now    func() time.Time
@@ -54,7 +57,7 @@ func (f *fakeService) owns(user, service string) bool {
 func (f *fakeService) maxLocked(service, env string) (time.Duration, error) {
 	envs, ok := f.max[service]
 	if !ok {
-		return 0, fmt.Errorf("service %q: %w", service, acc.ErrNotFound)
+		return 0, fmt.Errorf("%w: unknown service %q", acc.ErrInvalid, service)
 	}
 	return envs[env], nil
 }
@@ -70,7 +73,7 @@ func (f *fakeService) Request(_ context.Context, a acc.Actor, service, env strin
 	}
 	max, err := f.maxLocked(service, env)
 	if err != nil {
-		return acc.Request{}, false, fmt.Errorf("service: %w", acc.ErrInvalid)
+		return acc.Request{}, false, err
 	}
 	switch {
 	case max == 0:
@@ -106,6 +109,8 @@ func (f *fakeService) decide(a acc.Actor, id string) (*acc.Request, error) {
 		return nil, acc.ErrForbidden
 	case r.State != acc.StatePending:
 		return nil, fmt.Errorf("request %s is %s: %w", id, r.State, acc.ErrNotPending)
+	case slices.ContainsFunc(r.Approvals, func(ap acc.Approval) bool { return ap.By == a.UserRef }):
+		return nil, fmt.Errorf("%s already approved %s: %w", a.UserRef, id, acc.ErrForbidden)
 	}
 	return r, nil
 }
@@ -120,6 +125,7 @@ func (f *fakeService) Approve(_ context.Context, a acc.Actor, id string) (acc.Re
 	if err != nil {
 		return acc.Request{}, err
 	}
+	r.Approvals = append(r.Approvals, acc.Approval{By: a.UserRef, Email: a.Email, At: f.now()})
 	r.State, r.DecidedAt, r.DecidedBy = acc.StateApproved, f.now(), a.UserRef
 	r.GrantID, r.ExpiresAt = "g"+r.ID, f.now().Add(r.Duration)
 	return *r, nil
@@ -133,6 +139,9 @@ func (f *fakeService) Deny(_ context.Context, a acc.Actor, id, reason string) (a
 	}
 	if reason == "" {
 		return acc.Request{}, fmt.Errorf("deny needs a reason: %w", acc.ErrInvalid)
+	}
+	if r, err := f.find(id); err == nil && r.Requester == a.UserRef {
+		return acc.Request{}, fmt.Errorf("request %s is your own: cancel it: %w", id, acc.ErrForbidden)
 	}
 	r, err := f.decide(a, id)
 	if err != nil {
@@ -152,13 +161,13 @@ func (f *fakeService) Revoke(_ context.Context, a acc.Actor, id, reason string) 
 	if err != nil {
 		return acc.Request{}, err
 	}
+	if r.State != acc.StateApproved {
+		return acc.Request{}, fmt.Errorf("request %s is %s: %w", id, r.State, acc.ErrNotActive)
+	}
 	if r.Requester != a.UserRef && !f.owns(a.UserRef, r.Service) {
 		return acc.Request{}, acc.ErrForbidden
 	}
-	if r.State != acc.StateApproved || !f.now().Before(r.ExpiresAt) {
-		return acc.Request{}, fmt.Errorf("request %s has no active grant: %w", id, acc.ErrNotPending)
-	}
-	r.State, r.DecisionReason = acc.StateRevoked, reason
+	r.State, r.DecisionReason, r.RevokedAt, r.RevokedBy = acc.StateRevoked, reason, f.now(), a.UserRef
 	return *r, nil
 }
 
@@ -202,7 +211,7 @@ func (f *fakeService) Mine(_ context.Context, a acc.Actor) ([]acc.Request, error
 		return nil, f.fail
 	}
 	var out []acc.Request
-	for _, r := range f.reqs {
+	for _, r := range slices.Backward(f.reqs) { // newest first
 		if r.Requester == a.UserRef {
 			out = append(out, *r)
 		}
@@ -217,9 +226,9 @@ func (f *fakeService) ToDecide(_ context.Context, a acc.Actor) ([]acc.Request, e
 		return nil, f.fail
 	}
 	var out []acc.Request
-	for _, r := range f.reqs {
-		active := r.State == acc.StateApproved && f.now().Before(r.ExpiresAt)
-		if f.owns(a.UserRef, r.Service) && r.Requester != a.UserRef && (r.State == acc.StatePending || active) {
+	for _, r := range slices.Backward(f.reqs) { // pending ones the actor may decide, newest first
+		approved := slices.ContainsFunc(r.Approvals, func(ap acc.Approval) bool { return ap.By == a.UserRef })
+		if f.owns(a.UserRef, r.Service) && r.Requester != a.UserRef && r.State == acc.StatePending && !approved {
 			out = append(out, *r)
 		}
 	}

@@ -40,6 +40,9 @@ type Service interface {
 	MaxDuration(ctx context.Context, service, env string) (time.Duration, error)
 }
 
+// *access.Service is what the integrator plugs in.
+var _ Service = (*acc.Service)(nil)
+
 // Options configure the handler. Service, Identify, ResolveUser, CSRFKey and
 // Login are required.
 type Options struct {
@@ -323,14 +326,24 @@ func errStatus(err error) (status int, code, msg string, ok bool) {
 		return http.StatusNotFound, "not_found", acc.ErrNotFound.Error(), true
 	case errors.Is(err, acc.ErrNotPending):
 		return http.StatusConflict, "conflict", acc.ErrNotPending.Error(), true
+	case errors.Is(err, acc.ErrNotActive):
+		return http.StatusConflict, "conflict", acc.ErrNotActive.Error(), true
+	case errors.Is(err, acc.ErrConflict):
+		return http.StatusConflict, "conflict", "the request changed meanwhile; reload and try again", true
 	}
 	return http.StatusInternalServerError, "internal", "", false
 }
 
-// visible reports whether actor may see req: it is theirs, they decided it,
-// or it is among the requests they may act on.
+// involved reports whether user asked for, approved, decided or revoked req.
+func involved(user string, req acc.Request) bool {
+	return req.Requester == user || req.DecidedBy == user || req.RevokedBy == user ||
+		slices.ContainsFunc(req.Approvals, func(a acc.Approval) bool { return a.By == user })
+}
+
+// visible reports whether actor may see req: they are involved in it, or it
+// is among the requests they may decide.
 func (h *Handler) visible(ctx context.Context, actor acc.Actor, req acc.Request) (bool, error) {
-	if req.Requester == actor.UserRef || req.DecidedBy == actor.UserRef {
+	if involved(actor.UserRef, req) {
 		return true, nil
 	}
 	list, err := h.opt.Service.ToDecide(ctx, actor)

@@ -20,7 +20,7 @@ import (
 const (
 	maxRefLen    = 256
 	maxEnvLen    = 64
-	maxReasonLen = 1000
+	maxReasonLen = acc.MaxReasonLen // characters; the templates' maxlength says the same
 	maxEmailLen  = 254
 	maxBodyBytes = 64 << 10
 	minDuration  = time.Minute
@@ -179,7 +179,7 @@ func (h *Handler) maxFor(ctx context.Context, service, env string) (time.Duratio
 	case errors.Is(err, acc.ErrNotFound):
 		return 0, badInput("unknown service %q", service)
 	case errors.Is(err, acc.ErrInvalid):
-		return 0, badInput("unknown service %q or environment %q: %v", service, env, err)
+		return 0, badInput("%v", err) // names the service or environment
 	case err != nil:
 		return 0, fmt.Errorf("max duration of %s in %s: %w", service, env, err)
 	case max < minDuration:

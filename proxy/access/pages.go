@@ -34,7 +34,7 @@ func (h *Handler) servePages(w http.ResponseWriter, r *http.Request, rest, rid s
 		http.Redirect(w, r, h.base+"/", http.StatusSeeOther)
 	case rest == "/" && get:
 		if pc, ok := h.pageSession(w, r, rid); ok {
-			h.renderIndex(r.Context(), w, pc, http.StatusOK, "", h.notice(r))
+			h.renderIndex(r.Context(), w, pc, http.StatusOK, "", h.notice(r), h.noticeURL(r))
 		}
 	case rest == "/request" && get:
 		if pc, ok := h.pageSession(w, r, rid); ok {
@@ -173,7 +173,7 @@ func (h *Handler) requestForm(w http.ResponseWriter, r *http.Request, pc pageCtx
 	if i := slices.IndexFunc(mine, func(x acc.Request) bool {
 		return x.State == acc.StatePending && x.Service == in.Service && x.Environment == in.Env
 	}); i >= 0 {
-		v := h.view(mine[i], true, false, pc.csrf, "status")
+		v := h.view(mine[i], roleRequester, pc.csrf, "status")
 		h.tmpl.render(w, "status", pageData{Title: "Your request is pending", User: pc.user, RequestID: pc.rid, Base: h.base,
 			Notice: "You already asked for access to " + in.Service + " in " + in.Env + ". It waits for an owner's decision.",
 			Req:    &v, Return: ret})
@@ -288,6 +288,14 @@ func (h *Handler) notice(r *http.Request) string {
 	return ""
 }
 
+// noticeURL links the request a notice is about.
+func (h *Handler) noticeURL(r *http.Request) string {
+	if id := r.URL.Query().Get("id"); validID(id) && pastTense[r.URL.Query().Get("done")] != "" {
+		return h.base + "/requests/" + url.PathEscape(id)
+	}
+	return ""
+}
+
 func (h *Handler) statusPage(w http.ResponseWriter, r *http.Request, pc pageCtx, id string) {
 	req, err := h.opt.Service.Get(r.Context(), id)
 	if errors.Is(err, acc.ErrNotFound) {
@@ -299,23 +307,28 @@ func (h *Handler) statusPage(w http.ResponseWriter, r *http.Request, pc pageCtx,
 		h.serviceError(w, pc, "get request", err)
 		return
 	}
-	mine := req.Requester == pc.actor.UserRef
-	decider := false
-	if !mine {
+	rl := roleRequester
+	if req.Requester != pc.actor.UserRef {
 		list, err := h.opt.Service.ToDecide(r.Context(), pc.actor)
 		if err != nil {
 			h.serviceError(w, pc, "list requests to decide", err)
 			return
 		}
-		decider = slices.ContainsFunc(list, func(x acc.Request) bool { return x.ID == req.ID })
-		if !decider && req.DecidedBy != pc.actor.UserRef {
+		switch {
+		case slices.ContainsFunc(list, func(x acc.Request) bool { return x.ID == req.ID }):
+			rl = roleDecider
+		case involved(pc.actor.UserRef, req):
+			// Approvers who took part may revoke the grant from here; the
+			// Service checks the policy again.
+			rl = roleApprover
+		default:
 			// Someone else's request: do not even confirm it exists.
 			h.tmpl.render(w, "error", pageData{Status: http.StatusNotFound, Title: "Not found", Message: acc.ErrNotFound.Error(),
 				User: pc.user, Base: h.base, RequestID: pc.rid})
 			return
 		}
 	}
-	v := h.view(req, mine, decider, pc.csrf, "status")
+	v := h.view(req, rl, pc.csrf, "status")
 	h.tmpl.render(w, "status", pageData{Title: "Access request", User: pc.user, RequestID: pc.rid, Base: h.base,
 		Notice: h.notice(r), Req: &v, Return: h.returnLink(r, r.URL.Query().Get("return"))})
 }
@@ -352,7 +365,7 @@ func (h *Handler) actionPage(w http.ResponseWriter, r *http.Request, pc pageCtx,
 		}
 		h.log.Info("access: action refused", "request_id", pc.rid, "user", pc.actor.UserRef, "action", action,
 			"access_request", id, "reason", msg)
-		h.renderIndex(r.Context(), w, pc, status, "Could not "+action+" request "+id+": "+msg, "")
+		h.renderIndex(r.Context(), w, pc, status, "Could not "+action+" request "+id+": "+msg, "", "")
 		return
 	}
 	h.log.Info("access: action", "request_id", pc.rid, "user", pc.actor.UserRef, "action", action, "access_request", id)
@@ -364,7 +377,7 @@ func (h *Handler) actionPage(w http.ResponseWriter, r *http.Request, pc pageCtx,
 }
 
 // renderIndex shows the person's requests and those they may act on.
-func (h *Handler) renderIndex(ctx context.Context, w http.ResponseWriter, pc pageCtx, status int, errMsg, notice string) {
+func (h *Handler) renderIndex(ctx context.Context, w http.ResponseWriter, pc pageCtx, status int, errMsg, notice, noticeURL string) {
 	mine, err := h.opt.Service.Mine(ctx, pc.actor)
 	if err != nil {
 		h.serviceError(w, pc, "list own requests", err)
@@ -376,15 +389,15 @@ func (h *Handler) renderIndex(ctx context.Context, w http.ResponseWriter, pc pag
 		return
 	}
 	d := pageData{Status: status, Title: "Temporary access", User: pc.user, RequestID: pc.rid, Base: h.base, CSRF: pc.csrf,
-		Error: errMsg, Notice: notice}
+		Error: errMsg, Notice: notice, NoticeURL: noticeURL}
 	for _, x := range mine {
-		d.Mine = append(d.Mine, h.view(x, true, false, pc.csrf, "index"))
+		d.Mine = append(d.Mine, h.view(x, roleRequester, pc.csrf, "index"))
 	}
 	for _, x := range todo {
 		if x.Requester == pc.actor.UserRef {
 			continue // never offer to approve one's own request
 		}
-		d.ToDecide = append(d.ToDecide, h.view(x, false, true, pc.csrf, "index"))
+		d.ToDecide = append(d.ToDecide, h.view(x, roleDecider, pc.csrf, "index"))
 	}
 	h.tmpl.render(w, "index", d)
 }

@@ -2,6 +2,7 @@ package access
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -175,7 +176,7 @@ func TestCreateBadInputRerendersForm(t *testing.T) {
 		{"above max", petstore, "prod", "8h", "x", 400, "duration 8h is above the maximum of 4h", true},
 		{"not a duration", petstore, "prod", "soon", "x", 400, "is not a duration like 1h or 7d", true},
 		{"too short", petstore, "prod", "30s", "x", 400, "shorter than", true},
-		{"reason too long", petstore, "prod", "1h", strings.Repeat("a", 1001), 400, "longer than 1000 characters", true},
+		{"reason too long", petstore, "prod", "1h", strings.Repeat("é", acc.MaxReasonLen+1), 400, fmt.Sprintf("longer than %d characters", acc.MaxReasonLen), true},
 		{"unknown service", "component:default/nope", "prod", "1h", "x", 400, "unknown service", false},
 		{"not offered", petstore, "lab", "1h", "x", 400, "is not offered", false},
 	}
@@ -317,17 +318,39 @@ func TestIndex(t *testing.T) {
 			t.Errorf("%s\nalice: %s\nbob: %s", c.name, alice, bob)
 		}
 	}
-	// After approval the owner is offered revoke, the requester "end my access".
-	if st, _, body := hs.postForm("bob", "/_backgate/access/requests/"+id+"/approve", url.Values{"csrf_token": {hs.pageCSRF("bob")}, "from": {"status"}}, nil); st != 303 {
+	// After approval the request leaves "To decide"; the approver revokes
+	// from the request's page, the requester may end it from the index.
+	st, h, body := hs.postForm("bob", "/_backgate/access/requests/"+id+"/approve", url.Values{"csrf_token": {hs.pageCSRF("bob")}}, nil)
+	if st != 303 {
 		t.Fatalf("approve: %d %s", st, body)
 	}
-	_, _, alice = hs.get("alice", "/_backgate/access/")
-	_, _, bob = hs.get("bob", "/_backgate/access/")
-	if !strings.Contains(alice, "End my access now") || !strings.Contains(todo(bob), "/requests/"+id+"/revoke") {
-		t.Errorf("revoke not offered after approval\nalice: %s\nbob: %s", alice, bob)
+	_, _, bob = hs.get("bob", h.Get("Location"))
+	if strings.Contains(todo(bob), "req-"+id) || !strings.Contains(bob, `<a href="/_backgate/access/requests/`+id+`">View it</a>`) {
+		t.Errorf("after approval: %s", bob)
 	}
-	if !strings.Contains(alice, "1 hour left") {
-		t.Error("remaining time not shown")
+	_, _, alice = hs.get("alice", "/_backgate/access/")
+	_, _, bobStatus := hs.get("bob", "/_backgate/access/requests/"+id)
+	if !strings.Contains(alice, "End my access now") || !strings.Contains(alice, "1 hour left") {
+		t.Errorf("requester not offered to end access: %s", alice)
+	}
+	if !strings.Contains(bobStatus, "/requests/"+id+"/revoke") || strings.Contains(bobStatus, "/approve") ||
+		!strings.Contains(bobStatus, "user:default/bob at 2026-03-04 10:00 UTC") {
+		t.Errorf("approver's status page: %s", bobStatus)
+	}
+	// Revoke from the status page returns there, showing who revoked.
+	hs.clock.add(5 * time.Minute)
+	st, h, body = hs.postForm("bob", "/_backgate/access/requests/"+id+"/revoke", url.Values{"csrf_token": {hs.pageCSRF("bob")}, "from": {"status"}, "reason": {"incident over"}}, nil)
+	if want := "/_backgate/access/requests/" + id + "?done=revoke"; st != 303 || h.Get("Location") != want {
+		t.Fatalf("revoke: %d %q %s", st, h.Get("Location"), body)
+	}
+	_, _, bobStatus = hs.get("bob", h.Get("Location"))
+	for _, s := range []string{"Request revoked.", `class="revoked">2026-03-04 10:05 UTC by user:default/bob`, "incident over", "state-revoked"} {
+		if !strings.Contains(bobStatus, s) {
+			t.Errorf("status after revoke lacks %q: %s", s, bobStatus)
+		}
+	}
+	if strings.Contains(bobStatus, "/revoke\"") {
+		t.Error("revoke still offered after revoking")
 	}
 }
 

@@ -40,6 +40,7 @@ type pageData struct {
 	CSRF       string
 	Error      string
 	Notice     string
+	NoticeURL  string // a link after the notice
 	Message    string
 	ActionURL  string
 	ActionText string
@@ -68,6 +69,8 @@ type choice struct {
 type reqView struct {
 	ID, Requester, RequesterEmail, Service, Env, Duration, Reason, State string
 	Created, Decided, DecidedBy, DecisionReason, Expires                 string
+	Revoked, RevokedBy                                                   string
+	Approvals                                                            []string
 	Active, Mine                                                         bool
 	CanApprove, CanDeny, CanRevoke, CanCancel                            bool
 	Base, CSRF, From                                                     string
@@ -75,31 +78,48 @@ type reqView struct {
 
 const timeLayout = "2006-01-02 15:04 MST"
 
-// view builds the view of req for a viewer; mine: the viewer asked for it;
-// decider: it is among the requests the viewer may act on.
-func (h *Handler) view(req acc.Request, mine, decider bool, csrf, from string) reqView {
+// role is how a viewer relates to a request; it decides the buttons.
+type role int
+
+const (
+	roleNone      role = iota
+	roleRequester      // may cancel while pending, end the grant while active
+	roleDecider        // among ToDecide: may approve or deny
+	roleApprover       // took part in deciding: may revoke while active
+)
+
+// view builds the view of req for a viewer in role r.
+func (h *Handler) view(req acc.Request, r role, csrf, from string) reqView {
 	now := h.now()
 	v := reqView{ID: req.ID, Requester: req.Requester, RequesterEmail: req.RequesterEmail, Service: req.Service,
 		Env: req.Environment, Duration: humanDuration(req.Duration), Reason: req.Reason, State: string(req.State),
 		Created: req.CreatedAt.UTC().Format(timeLayout), DecidedBy: req.DecidedBy, DecisionReason: req.DecisionReason,
-		Mine: mine, Base: h.base, CSRF: csrf, From: from}
+		RevokedBy: req.RevokedBy, Mine: r == roleRequester, Base: h.base, CSRF: csrf, From: from}
 	if !req.DecidedAt.IsZero() {
 		v.Decided = req.DecidedAt.UTC().Format(timeLayout)
+	}
+	if !req.RevokedAt.IsZero() {
+		v.Revoked = req.RevokedAt.UTC().Format(timeLayout)
+	}
+	for _, a := range req.Approvals {
+		v.Approvals = append(v.Approvals, a.By+" at "+a.At.UTC().Format(timeLayout))
 	}
 	if !req.ExpiresAt.IsZero() {
 		v.Expires = req.ExpiresAt.UTC().Format(timeLayout)
 	}
-	v.Active = req.State == acc.StateApproved && now.Before(req.ExpiresAt)
+	v.Active = req.State == acc.StateApproved && req.RevokedAt.IsZero() && now.Before(req.ExpiresAt)
 	if v.Active {
 		v.Expires += " (" + humanDuration(req.ExpiresAt.Sub(now).Truncate(time.Minute)) + " left)"
 	}
 	pending := req.State == acc.StatePending
-	switch {
-	case mine:
+	switch r {
+	case roleRequester:
 		v.CanCancel = pending
 		v.CanRevoke = v.Active
-	case decider:
+	case roleDecider:
 		v.CanApprove, v.CanDeny = pending, pending
+		v.CanRevoke = v.Active
+	case roleApprover:
 		v.CanRevoke = v.Active
 	}
 	return v
