@@ -61,3 +61,36 @@ type Decision struct {
 type Authorizer interface {
 	Decide(ctx context.Context, in Input) (Decision, error)
 }
+
+// ApprovalInput asks the policy (data.backgate.approval.result) whether
+// ApproverRef may approve Request. It mirrors access.ApprovalInput; the
+// integrator adapts one to the other.
+type ApprovalInput struct {
+	Approver    User   // the approver's identity as the OIDC provider asserted it
+	ApproverRef string // Backstage user ref of the approver
+	Request     ApprovalRequest
+	// Time is when the approval happens; zero means the engine's clock.
+	Time time.Time
+}
+
+// ApprovalRequest is the temporary access request being approved.
+type ApprovalRequest struct {
+	ID          string
+	Requester   string // Backstage user ref
+	Service     string // Backstage entity ref
+	Environment string
+	Duration    time.Duration
+	// ApprovedBy lists the Backstage user refs that approved the request
+	// before this approver (access.Request.Approvals). Complete is judged
+	// with this approver added to them.
+	ApprovedBy []string
+}
+
+// ApprovalResult is the policy's answer.
+type ApprovalResult struct {
+	MayApprove bool
+	Reasons    []string // from the policy, human-readable
+	// Complete is true when, with this approval, the request has every
+	// approval it needs (prod also needs a prod approver group member).
+	Complete bool
+}
