@@ -89,7 +89,7 @@ func (h *Handler) toAPIRequest(r acc.Request) APIRequest {
 	out := APIRequest{ID: r.ID, Requester: r.Requester, RequesterEmail: r.RequesterEmail, Service: r.Service,
 		Environment: r.Environment, Duration: formatDuration(r.Duration), DurationSeconds: int64(r.Duration / time.Second),
 		Reason: r.Reason, State: string(r.State), CreatedAt: r.CreatedAt.UTC(), DecidedBy: r.DecidedBy,
-		DecisionReason: r.DecisionReason, GrantID: r.GrantID}
+		DecisionReason: r.DecisionReason, GrantID: r.GrantID, RevokedBy: r.RevokedBy}
 	out.Active = r.State == acc.StateApproved && r.RevokedAt.IsZero() && h.now().Before(r.ExpiresAt)
 	for _, a := range r.Approvals {
 		out.Approvals = append(out.Approvals, APIApproval{By: a.By, Email: a.Email, At: a.At.UTC()})

@@ -100,7 +100,7 @@ func TestAPI(t *testing.T) {
 		{name: "deny", method: "POST", auth: "bob", path: "/requests/r3/deny", body: map[string]any{"reason": "use dev-ro"}, csrf: csrf["bob"],
 			status: 200, op: "deny", actor: "user:default/bob", via: "api", check: field("decision_reason", "use dev-ro")},
 		{name: "revoke by the requester", method: "POST", auth: "alice", path: "/requests/r1/revoke", body: map[string]any{"reason": "done"}, csrf: csrf["alice"],
-			status: 200, op: "revoke", actor: "user:default/alice", via: "api", check: field("state", "revoked")},
+			status: 200, op: "revoke", actor: "user:default/alice", via: "api", check: field("revoked_by", "user:default/alice")},
 		{name: "revoke by the bot for bob", method: "POST", auth: bot, path: "/requests/r2/revoke", body: map[string]any{"on_behalf_of": "bob@example.com"},
 			status: 200, op: "revoke", actor: "user:default/bob", via: "service-token:bot", check: field("state", "revoked")},
 		{name: "cancel unknown", method: "POST", auth: "alice", path: "/requests/r999/cancel", csrf: csrf["alice"],
