@@ -22,6 +22,7 @@ import (
 	"github.com/backgate/backgate/configs"
 	"github.com/backgate/backgate/policy"
 	"github.com/backgate/backgate/proxy"
+	proxyaccess "github.com/backgate/backgate/proxy/access"
 	"github.com/backgate/backgate/proxy/auth"
 	"github.com/backgate/backgate/proxy/pages"
 	"github.com/backgate/backgate/proxy/signer"
@@ -30,17 +31,23 @@ import (
 // app is a fully built backgate: every part constructed from one Config,
 // nothing listening yet.
 type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	handler *proxy.Server
-	auth    *auth.Authenticator
-	engine  *policy.Engine
-	syncer  *backstage.Syncer
-	keyring *signer.Keyring
-	signer  *signer.Signer
-	closers []io.Closer
-	now     func() time.Time
+	cfg      *config.Config
+	log      *slog.Logger
+	handler  *proxy.Server
+	auth     *auth.Authenticator
+	engine   *policy.Engine
+	syncer   *backstage.Syncer
+	keyring  *signer.Keyring
+	signer   *signer.Signer
+	access   *accessParts // nil when access.disabled
+	hosts    *hostSet
+	external *url.URL
+	closers  []io.Closer
+	now      func() time.Time
 }
+
+// allowHost is the post-login and access-form return host check.
+func (a *app) allowHost(h string) bool { return a.hosts.allowed(h, a.external) }
 
 // appDeps are what tests and the demo may replace.
 type appDeps struct {
@@ -125,6 +132,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 	}
 	extURL, _ := url.Parse(external)
 	routeHosts := &hostSet{}
+	a.hosts, a.external = routeHosts, extURL
 	au, err := auth.New(auth.Options{
 		IssuerURL: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: secret,
 		CallbackURL: external + "/_backgate/callback", PostLogoutRedirectURL: cfg.OIDC.LogoutURL,
@@ -158,28 +166,46 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 		return nil, err
 	}
 
+	var accessHandler http.Handler
+	var accessURL func(*http.Request, *proxy.Route) string
+	if !cfg.Access.Disabled {
+		// The handler is built after the proxy (it needs the proxy's
+		// client-address lookup); the proxy reaches it through a.access.
+		accessHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.access.handler.ServeHTTP(w, r) })
+		accessURL = func(r *http.Request, rt *proxy.Route) string {
+			return proxyaccess.RequestURL(proxyaccess.DefaultBasePath, rt.Service, rt.Environment, r.URL.RequestURI())
+		}
+	}
 	srv, err := proxy.New(proxy.Options{
-		ExternalURL:    extURL,
-		Routes:         configRoutes,
-		Sessions:       proxy.AuthSessions(au),
-		Authorizer:     staleGuard{a},
-		Signer:         proxy.SignerHeaders(sg),
-		Strip:          signer.StripBackgateHeaders,
-		JWKS:           sg.JWKSHandler(),
-		Transport:      defTransport,
-		TrustedProxies: cfg.TrustedProxyPrefixes(),
-		CookieNames:    []string{cfg.Session.CookieName},
-		Ready:          a.ready,
-		Owners:         a.owners,
-		Pages:          pg,
-		Logger:         log,
-		Now:            d.now,
+		Access:           accessHandler,
+		AccessRequestURL: accessURL,
+		ExternalURL:      extURL,
+		Routes:           configRoutes,
+		Sessions:         proxy.AuthSessions(au),
+		Authorizer:       staleGuard{a},
+		Signer:           proxy.SignerHeaders(sg),
+		Strip:            signer.StripBackgateHeaders,
+		JWKS:             sg.JWKSHandler(),
+		Transport:        defTransport,
+		TrustedProxies:   cfg.TrustedProxyPrefixes(),
+		CookieNames:      []string{cfg.Session.CookieName},
+		Ready:            a.ready,
+		Owners:           a.owners,
+		Pages:            pg,
+		Logger:           log,
+		Now:              d.now,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.handler = srv
 	routeHosts.set(configRoutes)
+	if !cfg.Access.Disabled {
+		if a.access, err = buildAccess(ctx, a, e, e.stderr); err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, a.access.store)
+	}
 
 	// Catalog: the source, then the syncer that feeds the engine and routes.
 	src, err := catalogSource(cfg, e, d, log)
@@ -244,6 +270,12 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 			})
 		}()
 	}
+	if a.access != nil {
+		go func() { _ = a.access.service.RunGrantSync(ctx, a.cfg.Access.SyncInterval, pushGrants(a.log, a.engine)) }()
+		if a.access.webhook != nil {
+			defer a.access.webhook.Close(context.WithoutCancel(ctx))
+		}
+	}
 	go func() { // warm OIDC discovery so /readyz turns green without a login
 		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 		defer wcancel()
@@ -259,7 +291,8 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       s.IdleTimeout,
 		MaxHeaderBytes:    s.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Requests must outlive ctx: Shutdown lets in-flight ones finish.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	errc := make(chan error, 1)
 	go func() {

@@ -40,6 +40,7 @@ func commands() []command {
 		{"catalog", "show what backgate derived from Backstage (catalog show user|group|component NAME)", runCatalog},
 		{"bigip", "render, plan or apply the iRule and data groups (bigip render|plan|apply)", runBigIP},
 		{"keys", "manage signing keys (keys rotate)", runKeys},
+		{"audit", "list or export the temporary-access audit trail (JSON, CSV)", runAudit},
 		{"version", "print the version", runVersion},
 	}
 }

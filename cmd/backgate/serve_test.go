@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/backgate/backgate/config"
+	"github.com/backgate/backgate/proxy/auth/authtest"
+	"github.com/backgate/backgate/proxy/edgetoken"
+	"github.com/backgate/backgate/proxy/signer"
+)
+
+// TestServeEndToEnd runs the serve wiring from a real config file: a login
+// through an in-process OpenID Provider over loopback, a decision by the
+// shipped policy over a catalog file, a request reaching the upstream with an
+// edge token that verifies with the keys in data_dir, a deny for a
+// non-owner, forged headers stripped, and a graceful shutdown that lets an
+// in-flight request finish.
+func TestServeEndToEnd(t *testing.T) {
+	idp := authtest.New(t, authtest.Options{})
+	dataDir := t.TempDir()
+
+	inFlight := make(chan struct{})
+	release := make(chan struct{})
+	var got atomic.Pointer[http.Request]
+	upstream := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Clone(context.Background()))
+		if r.URL.Path == "/slow" {
+			close(inFlight)
+			<-release
+		}
+		io.WriteString(w, "hello from upstream")
+	})}
+	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	go upstream.Serve(upLn)
+	defer upstream.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	cat := filepath.Join(t.TempDir(), "catalog.yaml")
+	os.WriteFile(cat, []byte(`apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: payments-team}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: alice}
+spec: {profile: {email: alice@example.com}, memberOf: [payments-team]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: bob}
+spec: {profile: {email: bob@example.com}, memberOf: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: payments}
+spec: {type: service, lifecycle: production, owner: payments-team}
+`), 0o600)
+	cfgFile := filepath.Join(t.TempDir(), "backgate.yaml")
+	os.WriteFile(cfgFile, []byte(fmt.Sprintf(`server:
+  listen: 127.0.0.1:%d
+  external_url: http://gate.corp.localhost:%d
+data_dir: %s
+oidc:
+  issuer: %s
+  client_id: %s
+  client_secret: {env: OIDC_SECRET}
+session:
+  cookie_domain: corp.localhost
+  insecure: true
+routes:
+  - host: pay.corp.localhost
+    upstream: http://%s
+    service: component:default/payments
+    environment: staging
+catalog:
+  files: [%s]
+log: {level: warn}
+`, port, port, dataDir, idp.Issuer(), idp.ClientID(), upLn.Addr(), cat)), 0o600)
+
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{stdout: io.Discard, stderr: testWriter{t}, getenv: func(k string) string {
+		if k == "OIDC_SECRET" {
+			return idp.ClientSecret()
+		}
+		return ""
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := buildApp(ctx, cfg, e, newLogger(cfg.Log, testWriter{t}), appDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx, ln) }()
+
+	// A client that sends every *.corp.localhost name to the proxy.
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasSuffix(strings.Split(addr, ":")[0], ".corp.localhost") {
+			addr = ln.Addr().String()
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	client := func() *http.Client {
+		jar, _ := cookiejar.New(nil)
+		return &http.Client{Jar: jar, Transport: &http.Transport{DialContext: dial}, Timeout: 20 * time.Second}
+	}
+	get := func(c *http.Client, u string, hdr http.Header) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Accept", "text/html")
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	app := fmt.Sprintf("http://pay.corp.localhost:%d", port)
+
+	// alice: login, then through with a verifiable edge token.
+	idp.SetUser(authtest.User{Subject: "alice-sub", Email: "alice@example.com", Name: "Alice"})
+	alice := client()
+	resp, body := get(alice, app+"/account?x=1", http.Header{"X-Backgate-Edge": {"forged"}, "X_Backgate_User": {"mallory"}})
+	if resp.StatusCode != 200 || body != "hello from upstream" {
+		t.Fatalf("alice: %d %s", resp.StatusCode, body)
+	}
+	if resp.Request.URL.String() != app+"/account?x=1" {
+		t.Errorf("after login alice is at %s", resp.Request.URL)
+	}
+	r := got.Load()
+	kr, err := signer.OpenKeyring(signer.KeyringOptions{Dir: dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := edgetoken.Verifier{Keys: kr.EdgeSecret, Skew: time.Minute}.Verify(r.Header.Get("X-Backgate-Edge"), r.Host)
+	if err != nil {
+		t.Fatalf("edge token at the upstream does not verify: %v (%q)", err, r.Header.Get("X-Backgate-Edge"))
+	}
+	if claims.User != "alice@example.com" || claims.Service != "component:default/payments" || claims.Environment != "staging" {
+		t.Errorf("edge claims %+v", claims)
+	}
+	if r.Header.Get("X-Backgate-Assertion") == "" || len(r.Header.Values("X-Backgate-Edge")) != 1 {
+		t.Errorf("assertion/edge headers wrong: %v", r.Header)
+	}
+	for k := range r.Header {
+		if strings.Contains(strings.ToLower(k), "backgate_user") {
+			t.Errorf("forged %s reached the upstream", k)
+		}
+	}
+
+	// bob: logged in, but denied by the policy.
+	idp.SetUser(authtest.User{Subject: "bob-sub", Email: "bob@example.com"})
+	resp, body = get(client(), app+"/", nil)
+	if resp.StatusCode != 403 || !strings.Contains(body, "bob@example.com") || !strings.Contains(body, "group:default/payments-team") {
+		t.Fatalf("bob: %d %s", resp.StatusCode, body)
+	}
+
+	// readyz on backgate's own host.
+	resp, body = get(client(), fmt.Sprintf("http://gate.corp.localhost:%d/readyz", port), nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("readyz %d %s", resp.StatusCode, body)
+	}
+
+	// Graceful shutdown: an in-flight request completes.
+	slow := make(chan int, 1)
+	go func() {
+		resp, _ := get(alice, app+"/slow", nil)
+		slow <- resp.StatusCode
+	}()
+	<-inFlight
+	cancel()
+	closed := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err != nil {
+			closed = true
+			break
+		}
+		c.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !closed {
+		t.Error("listener still accepting 5s after shutdown began")
+	}
+	close(release)
+	if code := <-slow; code != 200 {
+		t.Errorf("in-flight request during shutdown: %d", code)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
