@@ -3,6 +3,25 @@
 // same actions (for a Backstage plugin or a chat bot), all on top of the
 // access.Service of the top-level package access.
 //
+// Endpoints, under BasePath (default /_backgate/access), on any host:
+//
+//	GET  /request?service=&env=&return=   form (or the pending request)
+//	POST /request                         create → 303 /requests/{id}
+//	GET  /                                my requests, requests to decide
+//	GET  /requests/{id}                   one request (requester, deciders, approvers)
+//	POST /requests/{id}/approve|deny|revoke|cancel
+//	GET  /api/v1/csrf                     CSRF token for session API clients
+//	GET  /api/v1/requests                 mine
+//	GET  /api/v1/requests/to-decide
+//	GET  /api/v1/requests/{id}
+//	POST /api/v1/requests                 {service, environment, duration, reason}
+//	POST /api/v1/requests/{id}/approve|deny|revoke|cancel   {reason}
+//
+// API errors are {"error", "code", "request_id"} with code invalid (400,
+// 413, 415), unauthorized (401), forbidden (403), not_found (404),
+// conflict (409), method_not_allowed (405) or internal (500, details only
+// in the log).
+//
 // Authentication. Pages use the proxy's session only. The API takes either
 // the session cookie or "Authorization: Bearer <service token>"; a request
 // that carries an Authorization header is judged by it alone (cookies are
