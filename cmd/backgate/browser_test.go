@@ -31,16 +31,20 @@ func chromium(t *testing.T) string {
 }
 
 // startDemo runs `backgate demo` in-process on free loopback ports.
-func startDemo(t *testing.T) demoInfo {
+func startDemo(t *testing.T) demoInfo { return startDemoWith(t, demoOptions{}) }
+
+func startDemoWith(t *testing.T, o demoOptions) demoInfo {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan demoInfo, 1)
 	done := make(chan error, 1)
-	e := &env{stdout: io.Discard, stderr: testWriter{t}, getenv: func(string) string { return "" }}
-	go func() {
-		done <- demoRun(ctx, e, demoOptions{listen: "127.0.0.1:0", idpListen: "127.0.0.1:0", appListen: "127.0.0.1:0",
-			dataDir: t.TempDir(), logLevel: "warn", ready: ready})
-	}()
+	e := &env{stdout: io.Discard, stderr: testWriter{t}, getenv: os.Getenv}
+	o.listen, o.idpListen, o.appListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	o.dataDir, o.ready = t.TempDir(), ready
+	if o.logLevel == "" {
+		o.logLevel = "warn"
+	}
+	go func() { done <- demoRun(ctx, e, o) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

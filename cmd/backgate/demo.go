@@ -32,6 +32,9 @@ type demoOptions struct {
 	logLevel                     string
 	ready                        chan<- demoInfo // tests: told the addresses once serving
 	now                          func() time.Time
+	// Tests only: adjust the generated configuration and the provider.
+	configure   func(*config.Config)
+	idTokenTTL  time.Duration
 }
 
 // demoInfo is what a running demo listens on.
@@ -116,6 +119,9 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 		Policy:  config.Policy{DecisionLog: ""},
 		Log:     config.Log{Level: o.logLevel, Format: "text"},
 	}
+	if o.configure != nil {
+		o.configure(cfg)
+	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
@@ -125,7 +131,7 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 		if k == "BACKGATE_DEMO_CLIENT_SECRET" {
 			return clientSecret
 		}
-		return ""
+		return e.getenv(k)
 	}}
 
 	idp, err := demo.NewProvider(demo.ProviderOptions{
@@ -133,8 +139,9 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 		Clients: []demo.DemoClient{{ID: "backgate-demo", Secret: clientSecret,
 			RedirectURIs:           []string{external + "/_backgate/callback"},
 			PostLogoutRedirectURIs: []string{cfg.OIDC.LogoutURL}}},
-		Logger: log.With("component", "demo-idp"),
-		Now:    o.now,
+		Logger:          log.With("component", "demo-idp"),
+		Now:             o.now,
+		IDTokenLifetime: o.idTokenTTL,
 	})
 	if err != nil {
 		return fmt.Errorf("demo provider: %w", err)
