@@ -33,8 +33,8 @@ type demoOptions struct {
 	ready                        chan<- demoInfo // tests: told the addresses once serving
 	now                          func() time.Time
 	// Tests only: adjust the generated configuration and the provider.
-	configure   func(*config.Config)
-	idTokenTTL  time.Duration
+	configure  func(*config.Config)
+	idTokenTTL time.Duration
 }
 
 // demoInfo is what a running demo listens on.
