@@ -88,6 +88,8 @@ type Options struct {
 	CookieNames []string
 	// Ready reports readiness for /readyz; nil means always ready.
 	Ready func(ctx context.Context) error
+	// Status adds lines to /readyz (e.g. policy and catalog revisions); nil adds none.
+	Status func() string
 	// Owners returns who owns a service, for the 403 page; nil shows none.
 	Owners func(service string) []string
 	// AccessRequestURL returns the link the 403 page offers; nil offers none.
@@ -95,9 +97,9 @@ type Options struct {
 	// Access serves /_backgate/access/... on every host (temporary access
 	// pages and API); nil serves 404 there.
 	Access http.Handler
-	Pages            *pages.Renderer // nil: built-in
-	Logger           *slog.Logger    // nil: discard
-	Now              func() time.Time
+	Pages  *pages.Renderer // nil: built-in
+	Logger *slog.Logger    // nil: discard
+	Now    func() time.Time
 }
 
 // Server is the proxy's http.Handler.
@@ -349,18 +351,21 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	status := ""
+	if s.opt.Status != nil {
+		status = s.opt.Status()
+	}
 	if s.opt.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if err := s.opt.Ready(ctx); err != nil {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+			_, _ = fmt.Fprintf(w, "not ready: %v\n%s", err, status)
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("ready\n"))
+	_, _ = fmt.Fprintf(w, "ready\n%s", status)
 }
 
 func acceptsHTML(r *http.Request) bool {

@@ -445,6 +445,7 @@ func TestOwnHostEndpoints(t *testing.T) {
 	ready := errors.New("catalog stale")
 	f := newFixture(t, authzFunc(allowAlice), nil, func(o *Options) {
 		o.Ready = func(context.Context) error { return ready }
+		o.Status = func() string { return "policy_revision: p1\n" }
 	})
 	get := func(host, path string) (int, string) {
 		req, _ := http.NewRequest("GET", f.front.URL+path, nil)
@@ -460,7 +461,7 @@ func TestOwnHostEndpoints(t *testing.T) {
 	if c, _ := get("backgate.test", "/healthz"); c != 200 {
 		t.Errorf("healthz %d", c)
 	}
-	if c, b := get("backgate.test", "/readyz"); c != 503 || !strings.Contains(b, "catalog stale") {
+	if c, b := get("backgate.test", "/readyz"); c != 503 || !strings.Contains(b, "catalog stale") || !strings.Contains(b, "policy_revision: p1") {
 		t.Errorf("readyz %d %q", c, b)
 	}
 	ready = nil

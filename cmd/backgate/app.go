@@ -341,6 +341,13 @@ func (a *app) ready(ctx context.Context) error {
 	return nil
 }
 
+// status is the revisions /readyz shows.
+func (a *app) status() string {
+	st := a.syncer.Status(a.now())
+	return fmt.Sprintf("policy_revision: %s\ncatalog_revision: %s\ncatalog_source: %s\ncatalog_last_success: %s\n",
+		a.engine.Revision(), a.engine.CatalogRevision(), st.Source, st.LastSuccess.UTC().Format(time.RFC3339))
+}
+
 // owners names who owns a service, for the 403 page.
 func (a *app) owners(service string) []string {
 	c := a.syncer.Current()

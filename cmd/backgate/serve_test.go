@@ -179,7 +179,7 @@ log: {level: warn}
 
 	// readyz on backgate's own host.
 	resp, body = get(client(), fmt.Sprintf("http://gate.corp.localhost:%d/readyz", port), nil)
-	if resp.StatusCode != 200 {
+	if resp.StatusCode != 200 || !strings.Contains(body, "policy_revision: ") || !strings.Contains(body, "catalog_revision: ") {
 		t.Fatalf("readyz %d %s", resp.StatusCode, body)
 	}
 
