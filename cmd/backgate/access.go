@@ -189,10 +189,6 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cfgPath == "" {
-		fs.Usage()
-		return errUsage
-	}
 	if *format != "json" && *format != "csv" {
 		return fmt.Errorf("--format %q: want json or csv", *format)
 	}
@@ -204,7 +200,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if f.Until, err = parseWhen(*until, time.Now()); err != nil {
 		return fmt.Errorf("--until: %w", err)
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := requiredConfig(fs, *cfgPath)
 	if err != nil {
 		return err
 	}

@@ -65,11 +65,11 @@ func bigipRender(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cfgPath == "" || *out == "" {
+	if *out == "" {
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := requiredConfig(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -111,11 +111,7 @@ func bigipSync(ctx context.Context, e *env, args []string, apply bool) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cfgPath == "" {
-		fs.Usage()
-		return errUsage
-	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := requiredConfig(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -162,11 +158,7 @@ func keysRotate(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cfgPath == "" {
-		fs.Usage()
-		return errUsage
-	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := requiredConfig(fs, *cfgPath)
 	if err != nil {
 		return err
 	}

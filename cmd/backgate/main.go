@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/backgate/backgate/config"
 	"io"
 	"os"
 	"os/signal"
@@ -134,4 +136,15 @@ func subcommand(ctx context.Context, e *env, group string, args []string, subs m
 		return errUsage
 	}
 	return f(ctx, e, args[1:])
+}
+
+// requiredConfig loads the --config a command cannot do without; an empty
+// path prints the command's usage.
+func requiredConfig(fs *flag.FlagSet, path string) (*config.Config, error) {
+	if path == "" {
+		fmt.Fprintf(fs.Output(), "%s: --config FILE is required\n", fs.Name())
+		fs.Usage()
+		return nil, errUsage
+	}
+	return config.Load(path)
 }

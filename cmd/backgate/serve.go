@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-
-	"github.com/backgate/backgate/config"
 )
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -15,12 +13,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *path == "" {
-		fmt.Fprintln(e.stderr, "backgate serve: --config FILE is required")
-		fs.Usage()
-		return errUsage
-	}
-	cfg, err := config.Load(*path)
+	cfg, err := requiredConfig(fs, *path)
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,10 @@ package access
 import (
 	"bytes"
 	"embed"
+	"github.com/backgate/backgate/proxy/pages"
 	"html/template"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	acc "github.com/backgate/backgate/access"
@@ -140,16 +140,7 @@ func (t *renderer) render(w http.ResponseWriter, name string, d pageData) {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "same-origin")
-	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	hd.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(d.Status)
-	_, _ = w.Write(buf.Bytes())
+	pages.WriteHTML(w, d.Status, buf.Bytes())
 }
 
 func (t *renderer) errorPage(w http.ResponseWriter, status int, title, msg, rid string) {
