@@ -443,14 +443,21 @@ func (e *Engine) nextID() string {
 
 var (
 	keyAllow     = ast.StringTerm("allow")
+	keyMatched   = ast.StringTerm("matched")
 	keyReasons   = ast.StringTerm("reasons")
+	keyReason    = ast.StringTerm("reason")
 	keyRules     = ast.StringTerm("rules")
+	keyRule      = ast.StringTerm("rule")
 	keyGrant     = ast.StringTerm("grant")
 	keyID        = ast.StringTerm("id")
 	keyExpiresAt = ast.StringTerm("expires_at")
 )
 
-// readDecision copies the decision object into d; any unexpected shape is an error.
+// readDecision copies the decision object into d; any unexpected shape is
+// an error. The decision is {"allow": bool, "matched": collection of
+// {"rule", "reason", optional "grant": {"id", "expires_at"}}}; the earlier
+// shape {"allow", "reasons": [...], "rules": [...], "grant": {...}} is still
+// read, so a policy directory written for it keeps working.
 func readDecision(v ast.Value, d *Decision) error {
 	obj, ok := v.(ast.Object)
 	if !ok {
@@ -463,6 +470,13 @@ func readDecision(v ast.Value, d *Decision) error {
 	if !ok {
 		return fmt.Errorf("%w: decision.allow is missing or not a boolean", ErrBadDecision)
 	}
+	if m := obj.Get(keyMatched); m != nil {
+		if err := readMatched(m.Value, d); err != nil {
+			return err
+		}
+		d.Allow = bool(allow)
+		return nil
+	}
 	reasons, err := stringArray(obj.Get(keyReasons), "reasons")
 	if err != nil {
 		return err
@@ -473,17 +487,84 @@ func readDecision(v ast.Value, d *Decision) error {
 	}
 	d.Reasons, d.Rules = reasons, rules
 	if g := obj.Get(keyGrant); g != nil {
-		if gobj, ok := g.Value.(ast.Object); ok && gobj.Len() > 0 {
-			id, _ := gobj.Get(keyID).Value.(ast.String)
-			exp, _ := gobj.Get(keyExpiresAt).Value.(ast.Number)
-			ns, ok := exp.Int64()
-			if id == "" || !ok {
-				return fmt.Errorf("%w: decision.grant needs id and integer expires_at", ErrBadDecision)
-			}
-			d.GrantID, d.GrantExpiry = string(id), time.Unix(0, ns).UTC()
+		if err := readGrant(g.Value, d, "decision.grant"); err != nil {
+			return err
 		}
 	}
 	d.Allow = bool(allow)
+	return nil
+}
+
+// readMatched reads decision.matched (a set or an array of objects).
+func readMatched(v ast.Value, d *Decision) error {
+	var n int
+	var elem func(int) *ast.Term
+	switch c := v.(type) {
+	case ast.Set:
+		terms := c.Slice()
+		n, elem = len(terms), func(i int) *ast.Term { return terms[i] }
+	case *ast.Array:
+		n, elem = c.Len(), c.Elem
+	default:
+		return fmt.Errorf("%w: decision.matched is %s, not a set or an array", ErrBadDecision, ast.ValueName(v))
+	}
+	d.Reasons, d.Rules = make([]string, n), make([]string, n)
+	for i := range n {
+		m, ok := elem(i).Value.(ast.Object)
+		if !ok {
+			return fmt.Errorf("%w: decision.matched[%d] is not an object", ErrBadDecision, i)
+		}
+		rule, ok1 := getString(m, keyRule)
+		reason, ok2 := getString(m, keyReason)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("%w: decision.matched[%d] needs string rule and reason", ErrBadDecision, i)
+		}
+		d.Rules[i], d.Reasons[i] = rule, reason
+		if g := m.Get(keyGrant); g != nil {
+			var gd Decision
+			if err := readGrant(g.Value, &gd, fmt.Sprintf("decision.matched[%d].grant", i)); err != nil {
+				return err
+			}
+			// The grant reported is the one running longest (ties: the larger id).
+			if gd.GrantID != "" && (d.GrantID == "" || gd.GrantExpiry.After(d.GrantExpiry) ||
+				(gd.GrantExpiry.Equal(d.GrantExpiry) && gd.GrantID > d.GrantID)) {
+				d.GrantID, d.GrantExpiry = gd.GrantID, gd.GrantExpiry
+			}
+		}
+	}
+	return nil
+}
+
+func getString(o ast.Object, k *ast.Term) (string, bool) {
+	t := o.Get(k)
+	if t == nil {
+		return "", false
+	}
+	s, ok := t.Value.(ast.String)
+	return string(s), ok
+}
+
+// readGrant reads {"id": string, "expires_at": integer ns}; {} means none.
+func readGrant(v ast.Value, d *Decision, field string) error {
+	gobj, ok := v.(ast.Object)
+	if !ok {
+		return fmt.Errorf("%w: %s is not an object", ErrBadDecision, field)
+	}
+	if gobj.Len() == 0 {
+		return nil
+	}
+	id, _ := getString(gobj, keyID)
+	var ns int64
+	isInt := false
+	if t := gobj.Get(keyExpiresAt); t != nil {
+		if n, ok := t.Value.(ast.Number); ok {
+			ns, isInt = n.Int64()
+		}
+	}
+	if id == "" || !isInt {
+		return fmt.Errorf("%w: %s needs id and integer expires_at", ErrBadDecision, field)
+	}
+	d.GrantID, d.GrantExpiry = id, time.Unix(0, ns).UTC()
 	return nil
 }
 

@@ -205,6 +205,43 @@ func TestGrants(t *testing.T) {
 	}
 }
 
+func TestLongestGrantReported(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	const pet = "component:default/petstore"
+	grants := []Grant{
+		{ID: "g-short", User: uref("carol"), Service: pet, Environment: "prod", ExpiresAt: t0.Add(time.Hour)},
+		{ID: "g-long", User: uref("carol"), Service: pet, Environment: "prod", ExpiresAt: t0.Add(3 * time.Hour)},
+		{ID: "g-mid", User: uref("carol"), Service: pet, Environment: "prod", ExpiresAt: t0.Add(2 * time.Hour)},
+	}
+	if err := e.SetData(smallCatalog("r"), grants); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Decide(context.Background(), req("carol", pet, "prod"))
+	if err != nil || !d.Allow {
+		t.Fatalf("%+v %v", d, err)
+	}
+	if d.GrantID != "g-long" || !d.GrantExpiry.Equal(t0.Add(3*time.Hour)) {
+		t.Errorf("grant %q until %v, want g-long", d.GrantID, d.GrantExpiry)
+	}
+	if len(d.Reasons) != 3 || len(d.Rules) != 3 || d.Rules[0] != "temporary_grant" {
+		t.Errorf("want one temporary_grant reason per grant, got %q %q", d.Rules, d.Reasons)
+	}
+}
+
+// A policy directory written for the earlier decision shape (reasons,
+// rules and grant as separate fields) keeps working.
+func TestLegacyDecisionShape(t *testing.T) {
+	fsys := fstest.MapFS{"authz.rego": &fstest.MapFile{Data: []byte(`package backgate.authz
+
+decision := {"allow": true, "reasons": ["because"], "rules": ["legacy"], "grant": {"id": "g-9", "expires_at": 1772370000000000000}}
+`)}}
+	e := newTestEngine(t, Options{PolicyFS: fsys})
+	d, err := e.Decide(context.Background(), req("alice", "x", "dev"))
+	if err != nil || !d.Allow || d.GrantID != "g-9" || !slices.Equal(d.Reasons, []string{"because"}) || !slices.Equal(d.Rules, []string{"legacy"}) {
+		t.Fatalf("%+v %v", d, err)
+	}
+}
+
 func TestSetDataOneTransaction(t *testing.T) {
 	e := newTestEngine(t, Options{})
 	in := req("carol", "component:default/petstore", "prod")
@@ -301,6 +338,12 @@ func TestBadDecisionShapes(t *testing.T) {
 		{"allow not bool", `decision := {"allow": "true", "reasons": [], "rules": [], "grant": {}}`},
 		{"reasons not strings", `decision := {"allow": true, "reasons": [1], "rules": [], "grant": {}}`},
 		{"eval error", `decision := {"allow": true, "reasons": [], "rules": [], "grant": {}} if 1 / 0 > 0`},
+		{"matched not a collection", `decision := {"allow": true, "matched": "x"}`},
+		{"matched element not an object", `decision := {"allow": true, "matched": [1]}`},
+		{"matched rule not a string", `decision := {"allow": true, "matched": {{"rule": 1, "reason": "r"}}}`},
+		{"matched grant without id", `decision := {"allow": true, "matched": {{"rule": "r", "reason": "r", "grant": {"expires_at": 1}}}}`},
+		{"matched grant not an object", `decision := {"allow": true, "matched": {{"rule": "r", "reason": "r", "grant": 1}}}`},
+		{"legacy grant not integer", `decision := {"allow": true, "reasons": [], "rules": [], "grant": {"id": "g", "expires_at": "soon"}}`},
 		{"conflict", `decision := {"allow": true, "reasons": [], "rules": [], "grant": {}} if input.time > 0
 decision := {"allow": false, "reasons": [], "rules": [], "grant": {}} if input.time > 0`},
 	}

@@ -20,55 +20,19 @@ import data.backgate.settings
 # title: Decision
 # description: |
 #   The answer backgate acts on. "allow" is true only when no deny rule fired
-#   and at least one allow rule did; "reasons" and "rules" explain it.
-decision := {
-	"allow": allow,
-	"reasons": reasons,
-	"rules": rules,
-	"grant": grant,
-}
-
-# METADATA
-# title: Allow
-# description: No deny rule fired, and at least one allow rule did.
-default allow := false
-
-allow if {
-	count(deny) == 0
-	count(permit) > 0
-}
-
-# METADATA
-# title: Reasons
-# description: Deny reasons if any deny rule fired, else the allow reasons, else why nothing allowed.
-reasons := [d.reason | some d in deny] if {
+#   and at least one allow rule did. "matched" explains it: the deny rules
+#   that fired if any did, else the allow rules that fired, else why nothing
+#   allowed the request. Each is {"rule": name, "reason": text}; a temporary
+#   grant adds "grant": {"id", "expires_at"} (backgate reports the one
+#   running longest).
+decision := {"allow": false, "matched": deny} if {
 	count(deny) > 0
-} else := [p.reason | some p in permit] if {
+} else := {"allow": true, "matched": permit} if {
 	count(permit) > 0
-} else := [sprintf("no rule allows %s to reach %s in %s: %s", [
+} else := {"allow": false, "matched": {{"rule": "no_matching_rule", "reason": sprintf("no rule allows %s to reach %s in %s: %s", [
 	user_name, input.route.service, input.route.environment,
 	environment_model[input.route.environment],
-])]
-
-# METADATA
-# title: Rules
-# description: Names of the rules behind the reasons, in the same order.
-rules := [d.rule | some d in deny] if {
-	count(deny) > 0
-} else := [p.rule | some p in permit] if {
-	count(permit) > 0
-} else := ["no_matching_rule"]
-
-# METADATA
-# title: Grant used
-# description: The temporary grant that allowed the request (the one running longest), or {} if none.
-default grant := {}
-
-grant := {"id": best[1], "expires_at": best[0]} if {
-	allow
-	count(active_grants) > 0
-	best := max({[g.expires_at, g.id] | some g in active_grants})
-}
+])}}}
 
 # METADATA
 # title: What each environment allows
@@ -242,7 +206,7 @@ permit contains {"rule": "prod_emergency_group", "reason": reason} if {
 # METADATA
 # title: Temporary grant (all environments)
 # description: An approved temporary grant for this user, service and environment allows entry until it expires.
-permit contains {"rule": "temporary_grant", "reason": reason} if {
+permit contains {"rule": "temporary_grant", "reason": reason, "grant": {"id": g.id, "expires_at": g.expires_at}} if {
 	some g in active_grants
 	reason := sprintf("%s holds temporary grant %s for %s in %s, approved by %s, valid until %s", [
 		user_name, g.id, input.route.service, input.route.environment,
