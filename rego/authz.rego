@@ -36,12 +36,14 @@ decision := {"allow": false, "matched": deny} if {
 
 # METADATA
 # title: What each environment allows
-# description: Used to explain a denial when no allow rule fired.
-environment_model := {
-	"dev": sprintf("dev allows the engineering organisation (%s) and temporary grants", [settings.engineering_org_group]),
-	"staging": "staging allows the owning group, its parent groups, a user who owns the service, and temporary grants",
-	"prod": "prod allows only the owning group, the emergency groups and temporary grants",
-}
+# description: |
+#   Used to explain a denial when no allow rule fired. One rule per
+#   environment, so only the one asked about is evaluated.
+environment_model["dev"] := sprintf("dev allows the engineering organisation (%s) and temporary grants", [settings.engineering_org_group])
+
+environment_model["staging"] := "staging allows the owning group, its parent groups, a user who owns the service, and temporary grants"
+
+environment_model["prod"] := "prod allows only the owning group, the emergency groups and temporary grants"
 
 # --- Facts looked up once per decision -------------------------------------
 
