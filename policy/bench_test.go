@@ -90,6 +90,58 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
+// BenchmarkDecideParallel: BenchmarkDecide from every P at once (decisions
+// share no lock: policy and data are read through atomic pointers).
+func BenchmarkDecideParallel(b *testing.B) {
+	e, _ := benchEngine(b)
+	in := req("user-0", "component:default/svc-0", "staging")
+	ctx := context.Background()
+	runtime.GC()
+	b.ReportAllocs()
+	cpu := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if d, err := e.Decide(ctx, in); err != nil || !d.Allow {
+				panic(fmt.Sprintf("decision: %+v %v", d, err))
+			}
+		}
+	})
+	reportCPU(b, cpu)
+}
+
+// BenchmarkSetCatalog: converting and publishing the 10k/2k/20k catalog.
+// Reports the heap the engine retains for it (measured after GC, with the
+// previous snapshot released) besides time and allocations per swap.
+func BenchmarkSetCatalog(b *testing.B) {
+	e, cat := benchEngine(b)
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		if err := e.SetCatalog(cat); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+	b.StopTimer()
+	empty := newTestEngine(b, Options{})
+	before := heapAfterGC()
+	if err := empty.SetCatalog(cat); err != nil {
+		b.Fatal(err)
+	}
+	after := heapAfterGC()
+	runtime.KeepAlive(empty)
+	b.ReportMetric(float64(after-before)/(1<<20), "retained-MB")
+}
+
+func heapAfterGC() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
 // BenchmarkDecideDeny: a prod request no rule allows (exercises the reason
 // for "nothing matched").
 func BenchmarkDecideDeny(b *testing.B) {

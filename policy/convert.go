@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
 
@@ -18,7 +19,9 @@ import (
 // Terms are immutable once built, so sharing them is safe.
 type converter struct {
 	strings map[string]*ast.Term
-	arrays  map[*any]arrayMemo
+	arrays  map[*any]arrayMemo       // by identity: the same []any met again
+	content map[uint64][]contentMemo // string arrays by content
+	seed    maphash.Seed
 	items   [][2]*ast.Term // scratch for object items
 }
 
@@ -27,8 +30,53 @@ type arrayMemo struct {
 	t *ast.Term
 }
 
+type contentMemo struct {
+	src []any
+	t   *ast.Term
+}
+
 func newConverter() *converter {
-	return &converter{strings: make(map[string]*ast.Term, 1<<15), arrays: map[*any]arrayMemo{}}
+	return &converter{
+		strings: make(map[string]*ast.Term, 1<<15),
+		arrays:  map[*any]arrayMemo{},
+		content: map[uint64][]contentMemo{},
+		seed:    maphash.MakeSeed(),
+	}
+}
+
+// stringsHash buckets an array whose elements are all strings by its
+// length, first few and last elements (candidates are compared in full);
+// ok is false for any other array.
+func (c *converter) stringsHash(x []any) (h uint64, ok bool) {
+	for _, e := range x {
+		if _, isStr := e.(string); !isStr {
+			return 0, false
+		}
+	}
+	var mh maphash.Hash
+	mh.SetSeed(c.seed)
+	mh.WriteString(strconv.Itoa(len(x)))
+	for i, e := range x {
+		if i == 4 {
+			mh.WriteString(x[len(x)-1].(string))
+			break
+		}
+		mh.WriteByte(0)
+		mh.WriteString(e.(string))
+	}
+	return mh.Sum64(), true
+}
+
+func sameStrings(a, b []any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].(string) != b[i].(string) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *converter) str(s string) *ast.Term {
@@ -52,10 +100,22 @@ func (c *converter) term(v any) (*ast.Term, error) {
 		return ast.NewTerm(o), nil
 	case []any:
 		if len(x) == 0 {
-			return ast.ArrayTerm(), nil
+			return emptyArray, nil
 		}
 		if m, ok := c.arrays[&x[0]]; ok && m.n == len(x) {
 			return m.t, nil
+		}
+		// Equal lists of refs (the members of a group repeated as the
+		// owner_users of each component it owns, the all_groups of users in
+		// the same team) become one shared array.
+		h, strs := c.stringsHash(x)
+		if strs {
+			for _, m := range c.content[h] {
+				if sameStrings(m.src, x) {
+					c.arrays[&x[0]] = arrayMemo{len(x), m.t}
+					return m.t, nil
+				}
+			}
 		}
 		elems := make([]*ast.Term, len(x))
 		for i, e := range x {
@@ -67,6 +127,9 @@ func (c *converter) term(v any) (*ast.Term, error) {
 		}
 		t := ast.ArrayTerm(elems...)
 		c.arrays[&x[0]] = arrayMemo{len(x), t}
+		if strs {
+			c.content[h] = append(c.content[h], contentMemo{x, t})
+		}
 		return t, nil
 	case []string:
 		elems := make([]*ast.Term, len(x))
