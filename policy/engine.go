@@ -209,7 +209,7 @@ func (e *Engine) build() (*compiledPolicy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &compiledPolicy{compiler: c, modules: mods, revision: src.revision(), input: newInputBuilder(analyseInput(c))}
+	p := &compiledPolicy{compiler: c, modules: mods, revision: src.revision(), input: newInputBuilder(analyseInput(c, DecisionQuery))}
 	for _, q := range []struct {
 		dst *preparedQuery
 		ref string

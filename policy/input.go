@@ -73,10 +73,23 @@ type inputUse struct {
 	sub  map[string]bool // "<key>.<field>" read
 }
 
-func analyseInput(c *ast.Compiler) *inputUse {
+// Only the rules query can reach count (the compiler's rule dependency
+// graph, which also resolves non-ground refs such as data.backgate[x] to
+// every rule they may reach), so approval rules reading input as a whole do
+// not make every decision build the full input.
+func analyseInput(c *ast.Compiler, query string) *inputUse {
 	u := &inputUse{top: map[string]bool{}, full: map[string]bool{}, sub: map[string]bool{}}
-	for _, m := range c.Modules {
-		ast.WalkRefs(m, func(r ast.Ref) bool {
+	var nodes []any
+	if r, err := ast.ParseRef(query); err == nil {
+		nodes = reachableRules(c, r)
+	}
+	if nodes == nil {
+		for _, m := range c.Modules {
+			nodes = append(nodes, m)
+		}
+	}
+	for _, n := range nodes {
+		ast.WalkRefs(n, func(r ast.Ref) bool {
 			if !r.HasPrefix(ast.InputRootRef) {
 				return false
 			}
@@ -104,6 +117,36 @@ func analyseInput(c *ast.Compiler) *inputUse {
 		})
 	}
 	return u
+}
+
+// reachableRules lists the rules query depends on, or nil if it names no
+// rule.
+func reachableRules(c *ast.Compiler, query ast.Ref) []any {
+	start := c.GetRules(query)
+	if len(start) == 0 {
+		return nil
+	}
+	seen := map[*ast.Rule]bool{}
+	var out []any
+	stack := start
+	for len(stack) > 0 {
+		rule := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[rule] {
+			continue
+		}
+		seen[rule] = true
+		out = append(out, rule)
+		if rule.Else != nil {
+			stack = append(stack, rule.Else) // else branches are graph nodes of their own
+		}
+		for dep := range c.Graph.Dependencies(rule) {
+			if r, ok := dep.(*ast.Rule); ok {
+				stack = append(stack, r)
+			}
+		}
+	}
+	return out
 }
 
 // reads reports whether the policy may read input.<key>.<field> ("" field:
