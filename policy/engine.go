@@ -124,6 +124,7 @@ type Engine struct {
 	seen    atomic.Value // [32]byte fingerprint of the source last (attempted to be) loaded
 
 	writeMu sync.Mutex // serialises data swaps (SetCatalog/SetGrants/SetData)
+	vcaches sync.Pool  // *vcache, reused across evaluations
 	reload  sync.Mutex // serialises Reload
 
 	idPrefix string
@@ -146,7 +147,8 @@ func New(opts Options) (*Engine, error) {
 		cancel: topdown.NewCancel(),
 		noop:   metrics.NoOp(),
 	}
-	e.data.Store(newSnapshot(nil, nil, nil))
+	e.vcaches.New = func() any { return newVCache() }
+	e.data.Store(newSnapshot(0, nil, nil, nil))
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -257,7 +259,7 @@ func (e *Engine) SetCatalog(c CatalogData) error {
 	if err != nil {
 		return err
 	}
-	e.swap(func(old *snapshot) *snapshot { return newSnapshot(c, cv, old.grants) })
+	e.swap(func(id uint64, old *snapshot) *snapshot { return newSnapshot(id, c, cv, old.grants) })
 	e.log.Info("catalog loaded", "revision", c.Revision())
 	return nil
 }
@@ -285,7 +287,7 @@ func (e *Engine) SetGrants(grants []Grant) error {
 	if err != nil {
 		return err
 	}
-	e.swap(func(old *snapshot) *snapshot { return newSnapshot(old.cat, old.catalog, v) })
+	e.swap(func(id uint64, old *snapshot) *snapshot { return newSnapshot(id, old.cat, old.catalog, v) })
 	return nil
 }
 
@@ -299,16 +301,17 @@ func (e *Engine) SetData(c CatalogData, grants []Grant) error {
 	if err != nil {
 		return err
 	}
-	e.swap(func(*snapshot) *snapshot { return newSnapshot(c, cv, gv) })
+	e.swap(func(id uint64, _ *snapshot) *snapshot { return newSnapshot(id, c, cv, gv) })
 	return nil
 }
 
 // swap publishes next(current) as the data snapshot; writers are
 // serialised so concurrent SetCatalog and SetGrants never lose an update.
-func (e *Engine) swap(next func(old *snapshot) *snapshot) {
+func (e *Engine) swap(next func(id uint64, old *snapshot) *snapshot) {
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
-	e.data.Store(next(e.data.Load()))
+	old := e.data.Load()
+	e.data.Store(next(old.id+1, old))
 }
 
 func grantsValue(grants []Grant) (ast.Object, error) {
@@ -398,8 +401,8 @@ func (e *Engine) decide(ctx context.Context, in Input, tracer topdown.QueryTrace
 // value of its result. Undefined is ErrUndefined; more than one result (a
 // policy that is not a single document) is ErrBadDecision.
 func (e *Engine) eval(ctx context.Context, p *compiledPolicy, pq *preparedQuery, snap *snapshot, input ast.Value, at time.Time, tracer topdown.QueryTracer) (ast.Value, error) {
-	vc := getVCache()
-	defer vc.release()
+	vc := e.vcaches.Get().(*vcache)
+	defer vc.release(&e.vcaches)
 	q := topdown.NewQuery(pq.body).
 		WithVirtualCache(vc).
 		WithCompiler(p.compiler).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -159,7 +160,7 @@ func TestSnapshotStoreReads(t *testing.T) {
 	if _, err := st.Read(ctx, nil, storage.Path{"grants"}); err == nil {
 		t.Error("read with a foreign transaction")
 	}
-	if _, err := st.Read(ctx, newSnapshot(nil, nil, nil), storage.Path{"catalog"}); !storage.IsNotFound(err) {
+	if _, err := st.Read(ctx, newSnapshot(0, nil, nil, nil), storage.Path{"catalog"}); !storage.IsNotFound(err) {
 		t.Errorf("catalog before SetCatalog: %v", err)
 	}
 	if _, err := st.NewTransaction(ctx); err == nil {
@@ -211,8 +212,9 @@ decision := {"allow": inner == "prod", "matched": {{"rule": env, "reason": inner
 			t.Fatalf("%+v %v", d, err)
 		}
 	}
-	c := getVCache()
-	defer c.release()
+	var pool sync.Pool
+	c := newVCache()
+	defer c.release(&pool)
 	r1, r2 := ast.MustParseRef("data.a.b"), ast.MustParseRef("data.a.c")
 	c.Put(r1, ast.StringTerm("x"))
 	c.Push()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
@@ -30,15 +29,13 @@ type snapshot struct {
 // ID implements storage.Transaction.
 func (s *snapshot) ID() uint64 { return s.id }
 
-var snapshotIDs atomic.Uint64
-
 var (
 	keyCatalog = ast.InternedTerm("catalog")
 	keyGrants  = ast.InternedTerm("grants")
 )
 
-func newSnapshot(cat CatalogData, catalog ast.Object, grants ast.Object) *snapshot {
-	s := &snapshot{id: snapshotIDs.Add(1), cat: cat, catalog: catalog, grants: grants}
+func newSnapshot(id uint64, cat CatalogData, catalog ast.Object, grants ast.Object) *snapshot {
+	s := &snapshot{id: id, cat: cat, catalog: catalog, grants: grants}
 	if grants == nil {
 		s.grants = ast.NewObject()
 	}

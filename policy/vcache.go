@@ -28,18 +28,17 @@ type vcEntry struct {
 	undefined bool
 }
 
-var vcachePool = sync.Pool{New: func() any {
+func newVCache() *vcache {
 	return &vcache{
 		frames:  make([]int, 1, 4),
 		entries: make([]vcEntry, 0, 64),
 		terms:   make([]*ast.Term, 0, 256),
 	}
-}}
+}
 
-func getVCache() *vcache { return vcachePool.Get().(*vcache) }
-
-// release clears the cache (dropping references to terms) and pools it.
-func (c *vcache) release() {
+// release clears the cache (dropping references to terms) and returns it
+// to pool.
+func (c *vcache) release(pool *sync.Pool) {
 	if cap(c.entries) > 4096 || cap(c.terms) > 16384 {
 		return // an unusually large evaluation: let the GC have it
 	}
@@ -49,7 +48,7 @@ func (c *vcache) release() {
 	c.frames[0] = 0
 	c.entries = c.entries[:0]
 	c.terms = c.terms[:0]
-	vcachePool.Put(c)
+	pool.Put(c)
 }
 
 // Push implements topdown.VirtualCache.
