@@ -25,10 +25,12 @@ import data.backgate.settings
 #   allowed the request. Each is {"rule": name, "reason": text}; a temporary
 #   grant adds "grant": {"id", "expires_at"} (backgate reports the one
 #   running longest).
-decision := {"allow": false, "matched": deny} if {
-	count(deny) > 0
-} else := {"allow": true, "matched": permit} if {
-	count(permit) > 0
+decision := {"allow": false, "matched": denied} if {
+	denied := deny
+	count(denied) > 0
+} else := {"allow": true, "matched": permitted} if {
+	permitted := permit
+	count(permitted) > 0
 } else := {"allow": false, "matched": {{"rule": "no_matching_rule", "reason": sprintf("no rule allows %s to reach %s in %s: %s", [
 	user_name, input.route.service, input.route.environment,
 	environment_model[input.route.environment],
