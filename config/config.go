@@ -158,6 +158,11 @@ type Policy struct {
 	Dir         string `yaml:"dir"`          // empty: the embedded rego/
 	Watch       *bool  `yaml:"watch"`        // hot-reload dir; default true when dir is set
 	DecisionLog string `yaml:"decision_log"` // "stdout", a file path, or "" (off)
+	// DecisionCacheTTL bounds how long a decision is reused for the same
+	// person and route (any new policy, catalog or grant empties the cache at
+	// once); default 1s. NoDecisionCache evaluates every request.
+	DecisionCacheTTL time.Duration `yaml:"decision_cache_ttl"`
+	NoDecisionCache  bool          `yaml:"no_decision_cache"`
 }
 
 // BigIP is the device `backgate bigip` talks to.

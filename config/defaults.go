@@ -94,6 +94,7 @@ func (c *Config) Defaults() {
 		w := c.Policy.Dir != ""
 		c.Policy.Watch = &w
 	}
+	setDur(&c.Policy.DecisionCacheTTL, time.Second)
 	if c.BigIP.Partition == "" {
 		c.BigIP.Partition = "Common"
 	}

@@ -184,6 +184,10 @@ func (c *Config) Validate() error {
 		e.add("policy.decision_log", "%q must be \"stdout\", an absolute or ./relative file path, or empty", d)
 	}
 
+	if t := c.Policy.DecisionCacheTTL; t < 0 || t > time.Minute {
+		e.add("policy.decision_cache_ttl", "%s must be between 0 and 1m", t)
+	}
+
 	bi := c.BigIP
 	if bi.URL != "" {
 		if u, err := url.Parse(bi.URL); err != nil || u.Scheme != "https" || u.Host == "" {

@@ -31,6 +31,7 @@ type benchOptions struct {
 	BodySize    int
 	Catalog     catalogSize
 	Unique      bool
+	NoCache     bool // no decision cache: evaluate the policy per request
 	DecisionLog bool
 	CPUProfile  string
 	Progress    io.Writer // one line per run; nil for none
@@ -112,6 +113,9 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 		fmt.Sprintf("--catalog=%d,%d,%d", o.Catalog.Components, o.Catalog.Groups, o.Catalog.Users)}
 	if o.Unique {
 		bgArgs = append(bgArgs, "--unique-tokens")
+	}
+	if o.NoCache {
+		bgArgs = append(bgArgs, "--no-decision-cache")
 	}
 	if o.DecisionLog {
 		bgArgs = append(bgArgs, "--decision-log")

@@ -28,6 +28,7 @@ type childOptions struct {
 	bodySize   int
 	catalog    catalogSize
 	unique     bool
+	noCache    bool
 	decisionLg bool
 	cpuProfile string
 }
@@ -60,7 +61,7 @@ func runChild(o childOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--upstream: %w", err)
 		}
 		srv, err = buildBackgate(ctx, backgateOptions{Upstream: up, External: o.external, Issuer: o.issuer,
-			DataDir: o.dataDir, RouteHost: o.routeHost, Catalog: o.catalog, UniqueTokens: o.unique, DecisionLog: o.decisionLg})
+			DataDir: o.dataDir, RouteHost: o.routeHost, Catalog: o.catalog, UniqueTokens: o.unique, NoDecisionCache: o.noCache, DecisionLog: o.decisionLg})
 		if err != nil {
 			return err
 		}

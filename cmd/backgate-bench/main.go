@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.Int64Var(&o.MaxRequests, "max-requests", 2_000_000, "upper bound on requests per run")
 	fs.IntVar(&o.BodySize, "body-size", 512, "upstream response body size in bytes")
 	fs.BoolVar(&o.Unique, "unique-tokens", false, "mint fresh tokens per request (signing.unique_tokens), as BIG-IP replay protection needs")
+	fs.BoolVar(&o.NoCache, "no-decision-cache", false, "evaluate the policy for every request (policy.decision_cache off)")
 	fs.BoolVar(&o.DecisionLog, "decision-log", false, "write backgate's decision log (to a discarding writer)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the backgate process (load phase) to this file")
 	catalog := fs.String("catalog", "", "catalog size components,groups,users (default 10000,2000,20000)")
@@ -75,7 +76,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		o.Catalog = sz
 	}
 	if co.role != "" {
-		co.bodySize, co.catalog, co.unique, co.decisionLg, co.cpuProfile = o.BodySize, o.Catalog, o.Unique, o.DecisionLog, o.CPUProfile
+		co.bodySize, co.catalog, co.unique, co.noCache, co.decisionLg, co.cpuProfile = o.BodySize, o.Catalog, o.Unique, o.NoCache, o.DecisionLog, o.CPUProfile
 		return runChild(co, stdin, stdout, stderr)
 	}
 	cs, err := parseInts(*conc)

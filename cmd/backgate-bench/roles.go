@@ -102,9 +102,11 @@ type backgateOptions struct {
 	RouteHost    string
 	Catalog      catalogSize
 	UniqueTokens bool
-	DecisionLog  bool // write the decision log (to io.Discard)
-	Log          io.Writer
-	Now          func() time.Time
+	// NoDecisionCache evaluates the policy for every request.
+	NoDecisionCache bool
+	DecisionLog     bool // write the decision log (to io.Discard)
+	Log             io.Writer
+	Now             func() time.Time
 }
 
 // staticSource serves one generated snapshot.
@@ -116,7 +118,7 @@ func (s staticSource) Fetch(context.Context) (*backstage.Snapshot, error) { retu
 // catalog is stale.
 type staleGuard struct {
 	sy  *backstage.Syncer
-	eng *policy.Engine
+	eng policy.Authorizer // the engine behind its decision cache, as serve runs it
 	now func() time.Time
 }
 
@@ -227,7 +229,7 @@ func buildBackgate(ctx context.Context, o backgateOptions) (*http.Server, error)
 		Routes: []proxy.Route{{Name: "bench", Host: o.RouteHost, PathPrefix: "/", Service: benchService,
 			Environment: benchEnv, Upstream: o.Upstream}},
 		Sessions:    proxy.AuthSessions(au),
-		Authorizer:  staleGuard{sy: sy, eng: eng, now: o.Now},
+		Authorizer:  staleGuard{sy: sy, eng: authorizer(eng, o.NoDecisionCache, o.Now), now: o.Now},
 		Signer:      proxy.SignerHeaders(sg),
 		Strip:       signer.StripBackgateHeaders,
 		JWKS:        sg.JWKSHandler(),
@@ -248,4 +250,13 @@ func buildBackgate(ctx context.Context, o backgateOptions) (*http.Server, error)
 		MaxHeaderBytes:    s.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}, nil
+}
+
+// authorizer is the engine behind a decision cache unless disabled, as
+// cmd/backgate's buildApp wires it.
+func authorizer(eng *policy.Engine, noCache bool, now func() time.Time) policy.Authorizer {
+	if noCache {
+		return eng
+	}
+	return policy.NewDecisionCache(eng, policy.CacheOptions{Now: now})
 }

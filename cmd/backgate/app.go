@@ -36,6 +36,7 @@ type app struct {
 	handler  *proxy.Server
 	auth     *auth.Authenticator
 	engine   *policy.Engine
+	authz    policy.Authorizer // the engine, behind its decision cache unless disabled
 	syncer   *backstage.Syncer
 	keyring  *signer.Keyring
 	signer   *signer.Signer
@@ -114,6 +115,10 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	a.engine = eng
+	a.authz = eng
+	if !cfg.Policy.NoDecisionCache {
+		a.authz = policy.NewDecisionCache(eng, policy.CacheOptions{TTL: cfg.Policy.DecisionCacheTTL, Now: d.now})
+	}
 
 	// Pages and login.
 	pg, err := pages.New(log)
@@ -368,7 +373,7 @@ func (g staleGuard) Decide(ctx context.Context, in policy.Input) (policy.Decisio
 	if g.a.syncer.Stale(g.a.now()) {
 		return policy.Decision{}, errors.New("catalog is stale past catalog.max_staleness")
 	}
-	return g.a.engine.Decide(ctx, in)
+	return g.a.authz.Decide(ctx, in)
 }
 
 func keyFiles(ks []config.KeyFile) []signer.KeyFile {
