@@ -80,6 +80,10 @@ func LoadTransport(o TransportOptions) (*http.Transport, error) {
 // allocating one per request.
 type bufferPool struct{ p *sync.Pool }
 
+// NewBufferPool returns the copy-buffer pool backgate's ReverseProxy uses
+// (exported so a benchmark baseline can use the same).
+func NewBufferPool() httputil.BufferPool { return newBufferPool() }
+
 func newBufferPool() bufferPool {
 	return bufferPool{&sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
 }

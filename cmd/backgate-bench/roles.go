@@ -89,7 +89,10 @@ func bareProxy(upstream *url.URL, cfg *config.Config) http.Handler {
 			pr.SetXForwarded()
 		},
 		Transport: tr,
-		ErrorLog:  slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn),
+		// The same copy-buffer pool as backgate, so the ratio measures
+		// identity, policy and signing, not buffer allocation.
+		BufferPool: proxy.NewBufferPool(),
+		ErrorLog:   slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn),
 	}
 }
 
