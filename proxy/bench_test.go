@@ -145,7 +145,7 @@ func newBenchStack(b *testing.B, uniqueTokens bool) *benchStack {
 		Routes: []Route{{Name: "bench", Host: benchRouteHost, PathPrefix: "/", Service: "component:default/c0",
 			Environment: "staging", Upstream: up}},
 		Sessions:    AuthSessions(au),
-		Authorizer:  eng,
+		Authorizer:  policy.NewDecisionCache(eng, policy.CacheOptions{}), // as serve wires it
 		Signer:      SignerHeaders(sg),
 		Strip:       signer.StripBackgateHeaders,
 		Transport:   NewTransport(TransportOptions{}),
@@ -255,7 +255,8 @@ func BenchmarkBareProxy(b *testing.B) {
 			pr.SetURL(up)
 			pr.SetXForwarded()
 		},
-		Transport: NewTransport(TransportOptions{}),
+		Transport:  NewTransport(TransportOptions{}),
+		BufferPool: NewBufferPool(), // as backgate's
 	}
 	benchServe(b, rp, &http.Cookie{Name: "_backgate", Value: strings.Repeat("c", 600)})
 }
