@@ -483,3 +483,45 @@ func TestSetRoutesSwaps(t *testing.T) {
 		t.Fatalf("after removing routes: %d", resp.StatusCode)
 	}
 }
+
+// recordingSigner remembers what it was asked to sign.
+type recordingSigner struct{ got chan SignRequest }
+
+func (s recordingSigner) SignHeaders(h http.Header, r SignRequest) error {
+	s.got <- r
+	h.Set("X-Backgate-Edge", "signed")
+	return nil
+}
+
+// TestSignedHeadersNeverOutliveGrantOrSession: the signer is told to stop at
+// the earlier of the session's end and the temporary grant's.
+func TestSignedHeadersNeverOutliveGrantOrSession(t *testing.T) {
+	grantEnd := time.Now().Add(10 * time.Minute) // the test session lasts an hour
+	tests := []struct {
+		name string
+		d    policy.Decision
+		want time.Time
+	}{
+		{"grant ends first", policy.Decision{Allow: true, GrantID: "g1", GrantExpiry: grantEnd}, grantEnd},
+		{"no grant: the session's end", policy.Decision{Allow: true}, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := recordingSigner{got: make(chan SignRequest, 1)}
+			f := newFixture(t, authzFunc(func(policy.Input) (policy.Decision, error) { return tt.d, nil }), nil,
+				func(o *Options) { o.Signer = rs })
+			f.do(t, "GET", "/", "alice@example.com", nil)
+			<-f.seen
+			got := (<-rs.got).NotAfter
+			if tt.want.IsZero() {
+				if d := time.Until(got); d < 59*time.Minute || d > time.Hour {
+					t.Fatalf("NotAfter %v is not the session's end", got)
+				}
+				return
+			}
+			if !got.Equal(tt.want) {
+				t.Fatalf("NotAfter = %v, want the grant's expiry %v", got, tt.want)
+			}
+		})
+	}
+}
