@@ -102,7 +102,6 @@ type Catalog struct {
 	ident     identityIndex
 	routes    []AnnotatedRoute
 	problems  []Problem
-	doc       map[string]any
 	entityNum int
 }
 
@@ -238,7 +237,6 @@ func Build(snap *Snapshot, opts BuildOptions) (*Catalog, error) {
 		return b.probs[i].Message < b.probs[j].Message
 	})
 	c.problems = slices.Compact(b.probs)
-	c.doc = c.buildDocument()
 	return c, nil
 }
 

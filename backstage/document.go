@@ -1,11 +1,13 @@
 package backstage
 
-// Document returns the OPA data document mounted at data.catalog. It is built
-// once per snapshot and shared: callers must not modify it. Values are JSON
-// types only (map[string]any, []any, string, bool); arrays are sorted except
+// Document returns the OPA data document mounted at data.catalog, built
+// anew on each call from the derived data (the policy engine converts it
+// once per catalog; not keeping it halves what a catalog holds on the heap,
+// which every garbage collection has to walk). Values are JSON types only
+// (map[string]any, []any, string, bool); arrays are sorted except
 // groups[*].ancestors, which is ordered nearest first; missing values are ""
 // or [].
-func (c *Catalog) Document() map[string]any { return c.doc }
+func (c *Catalog) Document() map[string]any { return c.buildDocument() }
 
 func strs(s []string) []any {
 	out := make([]any, len(s))
