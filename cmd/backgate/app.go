@@ -243,7 +243,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 			for _, p := range c.Problems() {
 				log.Warn("catalog problem", "problem", fmt.Sprint(p))
 			}
-			log.Info("catalog loaded", "revision", c.Revision(), "entities", c.EntityCount(), "routes", len(routes), "problems", len(c.Problems()))
+			log.Info("routes updated from the catalog", "catalog_revision", c.Revision(), "routes", len(routes))
 		},
 	})
 	if err != nil {
