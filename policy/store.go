@@ -120,9 +120,13 @@ type snapshotStore struct{}
 
 var errReadOnly = errors.New("policy: the engine's data store is read-only; use SetCatalog, SetGrants or SetData")
 
-func notFound(path storage.Path) error {
-	return &storage.Error{Code: storage.NotFoundErr, Message: path.String() + ": document missing"}
-}
+// errNotFound is what every missing document reads as. topdown only asks
+// storage.IsNotFound (lookups of absent grants and users are on the hot
+// path), so one shared value saves building a path string and an error
+// per miss.
+var errNotFound = &storage.Error{Code: storage.NotFoundErr, Message: "document missing"}
+
+func notFound(storage.Path) error { return errNotFound }
 
 // Read implements storage.Store.
 func (snapshotStore) Read(_ context.Context, txn storage.Transaction, path storage.Path) (any, error) {
