@@ -20,6 +20,7 @@ type record struct {
 	route    *Route
 	user     string
 	decision *policy.Decision
+	attrs    [16]slog.Attr // the access record's attributes, without a separate allocation
 }
 
 func (w *record) WriteHeader(code int) {
@@ -57,7 +58,7 @@ func (s *Server) logAccess(w *record, r *http.Request) {
 	if status == 0 {
 		status = http.StatusSwitchingProtocols // hijacked (WebSocket) or nothing written
 	}
-	attrs := []slog.Attr{
+	attrs := append(w.attrs[:0],
 		slog.String("request_id", w.id),
 		slog.String("method", r.Method),
 		slog.String("host", hostOnly(r.Host)),
@@ -66,7 +67,7 @@ func (s *Server) logAccess(w *record, r *http.Request) {
 		slog.Int64("bytes", w.bytes),
 		slog.Float64("duration_ms", float64(s.now().Sub(w.start).Microseconds())/1000),
 		slog.String("client", s.ClientIP(r)),
-	}
+	)
 	if w.user != "" {
 		attrs = append(attrs, slog.String("user", w.user))
 	}
