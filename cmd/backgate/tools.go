@@ -72,9 +72,7 @@ func policyTest(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	sum, err := policy.Test(ctx, fs.Arg(0), e.stdout, *minCov)
-	fmt.Fprintf(e.stdout, "%d passed, %d failed, %d errored; coverage %.1f%% (minimum %.1f%%)\n",
-		sum.Passed, sum.Failed, sum.Errored, sum.Coverage, *minCov)
+	_, err := policy.Test(ctx, fs.Arg(0), e.stdout, *minCov) // prints the summary itself
 	return err
 }
 
