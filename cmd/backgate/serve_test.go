@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,6 +169,24 @@ log: {level: warn}
 		if strings.Contains(strings.ToLower(k), "backgate_user") {
 			t.Errorf("forged %s reached the upstream", k)
 		}
+	}
+
+	// Logout ends the session at once, caches included: alice's old cookie,
+	// replayed, is sent to log in again instead of being served.
+	appURL, _ := url.Parse(app)
+	oldCookies := alice.Jar.Cookies(appURL)
+	get(alice, fmt.Sprintf("http://gate.corp.localhost:%d/_backgate/logout", port), nil)
+	replay := client()
+	replay.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	replay.Jar.SetCookies(appURL, oldCookies)
+	got.Store(nil)
+	if resp, _ := get(replay, app+"/account", nil); resp.StatusCode != http.StatusFound || got.Load() != nil {
+		t.Fatalf("replayed cookie after logout: %d, reached upstream: %v", resp.StatusCode, got.Load() != nil)
+	}
+	idp.SetUser(authtest.User{Subject: "alice-sub", Email: "alice@example.com", Name: "Alice"})
+	alice = client() // a fresh login for the shutdown check below
+	if resp, _ := get(alice, app+"/account", nil); resp.StatusCode != 200 {
+		t.Fatalf("alice after logging in again: %d", resp.StatusCode)
 	}
 
 	// bob: logged in, but denied by the policy.
