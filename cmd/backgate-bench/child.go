@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/backgate/backgate/cmd/internal/app"
 	"io"
 	"net"
 	"net/http"
@@ -44,6 +45,7 @@ func runChild(o childOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var srv *http.Server
+	var bg *app.App
 	switch o.role {
 	case "upstream":
 		srv = &http.Server{Handler: upstreamHandler(o.bodySize), ReadHeaderTimeout: 10 * time.Second}
@@ -60,7 +62,7 @@ func runChild(o childOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("--upstream: %w", err)
 		}
-		srv, err = buildBackgate(ctx, backgateOptions{Upstream: up, External: o.external, Issuer: o.issuer,
+		bg, err = buildBackgate(ctx, backgateOptions{Upstream: up, External: o.external, Issuer: o.issuer,
 			DataDir: o.dataDir, RouteHost: o.routeHost, Catalog: o.catalog, UniqueTokens: o.unique, NoDecisionCache: o.noCache, DecisionLog: o.decisionLg})
 		if err != nil {
 			return err
@@ -84,7 +86,13 @@ func runChild(o childOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 		}()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	if bg != nil {
+		go func() { errc <- bg.Run(runCtx, ln) }() // serve's own server settings and shutdown
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	fmt.Fprintln(stdout, "ready")
 	stop := make(chan struct{})
 	go func() {
@@ -95,6 +103,11 @@ func runChild(o childOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 	case err := <-errc:
 		return fmt.Errorf("%s: serve: %w", o.role, err)
 	case <-stop:
+	}
+	if bg != nil {
+		stopRun()
+		<-errc
+		return nil
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()

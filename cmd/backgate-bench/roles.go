@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/backgate/backgate/cmd/internal/app"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -18,10 +15,7 @@ import (
 
 	"github.com/backgate/backgate/backstage"
 	"github.com/backgate/backgate/config"
-	"github.com/backgate/backgate/policy"
 	"github.com/backgate/backgate/proxy"
-	"github.com/backgate/backgate/proxy/auth"
-	"github.com/backgate/backgate/proxy/pages"
 	"github.com/backgate/backgate/proxy/signer"
 )
 
@@ -117,27 +111,10 @@ type staticSource struct{ snap *backstage.Snapshot }
 
 func (s staticSource) Fetch(context.Context) (*backstage.Snapshot, error) { return s.snap, nil }
 
-// staleGuard mirrors cmd/backgate: every decision fails closed while the
-// catalog is stale.
-type staleGuard struct {
-	sy  *backstage.Syncer
-	eng policy.Authorizer // the engine behind its decision cache, as serve runs it
-	now func() time.Time
-}
-
-func (g staleGuard) Decide(ctx context.Context, in policy.Input) (policy.Decision, error) {
-	if g.sy.Stale(g.now()) {
-		return policy.Decision{}, errors.New("catalog is stale past catalog.max_staleness")
-	}
-	return g.eng.Decide(ctx, in)
-}
-
-// buildBackgate wires backgate the way cmd/backgate's buildApp does (keyring
-// and signer, policy engine, pages, OIDC authenticator, transport, proxy,
-// catalog syncer feeding the engine), with the configuration defaults, one
-// route to the upstream and a generated catalog. It returns the handler and
-// the http.Server settings backgate serves with.
-func buildBackgate(ctx context.Context, o backgateOptions) (*http.Server, error) {
+// buildBackgate builds backgate exactly as `backgate serve` does
+// (cmd/internal/app), from the configuration defaults plus one route to the
+// upstream, with the generated catalog as its catalog source.
+func buildBackgate(ctx context.Context, o backgateOptions) (*app.App, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -145,121 +122,34 @@ func buildBackgate(ctx context.Context, o backgateOptions) (*http.Server, error)
 		o.Log = io.Discard
 	}
 	cfg := benchConfig(o.External, o.Issuer, o.DataDir)
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
-	log := slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: lvl}))
-
-	kr, err := signer.OpenKeyring(signer.KeyringOptions{Dir: cfg.DataDir, Algorithm: cfg.Signing.Algorithm, Now: o.Now, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("signing keys: %w", err)
-	}
-	external := strings.TrimRight(cfg.Server.ExternalURL, "/")
-	sg, err := signer.New(signer.Options{Keyring: kr, Issuer: external, TTL: min(cfg.Signing.AssertionTTL, cfg.Signing.EdgeTTL),
-		UniqueTokens: o.UniqueTokens || cfg.Signing.UniqueTokens, Now: o.Now})
-	if err != nil {
-		return nil, fmt.Errorf("signer: %w", err)
-	}
-	var dlog io.Writer
+	cfg.OIDC.ClientSecret = config.Secret{Env: "BACKGATE_BENCH_CLIENT_SECRET"}
+	cfg.Routes = []config.Route{{Name: "bench", Host: o.RouteHost, PathPrefix: "/", Upstream: o.Upstream.String(),
+		Service: benchService, Environment: benchEnv}}
+	cfg.Signing.UniqueTokens = o.UniqueTokens
+	cfg.Policy.NoDecisionCache = o.NoDecisionCache
 	if o.DecisionLog {
-		dlog = io.Discard
+		cfg.Policy.DecisionLog = "stdout" // Env.Stdout below discards it
 	}
-	eng, err := policy.New(policy.Options{Logger: log, Now: o.Now, DecisionLog: dlog})
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("bench configuration: %w", err)
 	}
-	pg, err := pages.New(log)
-	if err != nil {
-		return nil, err
-	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	extURL, err := url.Parse(external)
-	if err != nil {
-		return nil, fmt.Errorf("external URL: %w", err)
-	}
-	au, err := auth.New(auth.Options{
-		IssuerURL: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: clientSecret,
-		CallbackURL: external + "/_backgate/callback", PostLogoutRedirectURL: cfg.OIDC.LogoutURL,
-		Scopes: cfg.OIDC.Scopes, GroupsClaim: cfg.OIDC.GroupsClaim, AllowedAlgs: cfg.OIDC.AllowedAlgs,
-		ClockSkew: cfg.OIDC.ClockSkew, SessionKeys: [][]byte{[]byte(hex.EncodeToString(key))}, CookieName: cfg.Session.CookieName,
-		CookieDomain: cfg.Session.CookieDomain, InsecureCookies: cfg.Session.Insecure,
-		SessionLifetime: cfg.Session.Lifetime, IdleTimeout: cfg.Session.IdleTimeout,
-		RefreshInterval: cfg.Session.RefreshInterval,
-		AllowReturnHost: func(h string) bool {
-			host, port, err := net.SplitHostPort(h)
-			return err == nil && port == extURL.Port() && (host == o.RouteHost || host == extURL.Hostname())
-		},
-		Logger: log, Now: o.Now,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("oidc: %w", err)
-	}
-	u := cfg.Upstream
-	tr, err := proxy.LoadTransport(proxy.TransportOptions{MaxIdleConnsPerHost: u.MaxIdleConnsPerHost,
-		DialTimeout: u.DialTimeout, ResponseHeaderTimeout: u.ResponseHeaderTimeout})
-	if err != nil {
-		return nil, err
-	}
-
 	snap, err := genSnapshot(o.Catalog, o.Now())
 	if err != nil {
 		return nil, err
 	}
-	var catErr error
-	sy, err := backstage.NewSyncer(backstage.SyncerOptions{
-		Source: staticSource{snap}, DataDir: cfg.DataDir, Interval: time.Minute, MaxStaleness: cfg.Catalog.MaxStaleness,
-		Now: o.Now, Logger: log,
-		Build: backstage.BuildOptions{
-			Identity: backstage.IdentityOptions{UserMatch: cfg.Catalog.IdentityMapping},
-			Routes:   backstage.RouteOptions{LifecycleEnvironments: cfg.Catalog.Environments},
-		},
-		OnUpdate: func(c *backstage.Catalog) { catErr = eng.SetCatalog(c) },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("catalog: %w", err)
-	}
-	if err := sy.Init(ctx); err != nil {
-		return nil, fmt.Errorf("catalog: %w", err)
-	}
-	if catErr != nil {
-		return nil, fmt.Errorf("catalog rejected by the policy engine: %w", catErr)
-	}
-
-	srv, err := proxy.New(proxy.Options{
-		ExternalURL: extURL,
-		Routes: []proxy.Route{{Name: "bench", Host: o.RouteHost, PathPrefix: "/", Service: benchService,
-			Environment: benchEnv, Upstream: o.Upstream}},
-		Sessions:    proxy.AuthSessions(au),
-		Authorizer:  staleGuard{sy: sy, eng: authorizer(eng, o.NoDecisionCache, o.Now), now: o.Now},
-		Signer:      proxy.SignerHeaders(sg),
-		Strip:       signer.StripBackgateHeaders,
-		JWKS:        sg.JWKSHandler(),
-		Transport:   tr,
-		CookieNames: []string{cfg.Session.CookieName},
-		Pages:       pg,
-		Logger:      log,
-		Now:         o.Now,
-	})
+	env := &app.Env{Stdout: io.Discard, Stderr: o.Log, Getenv: func(k string) string {
+		if k == "BACKGATE_BENCH_CLIENT_SECRET" {
+			return clientSecret
+		}
+		return ""
+	}}
+	a, err := app.Build(ctx, cfg, env, app.NewLogger(cfg.Log, o.Log), app.Deps{Now: o.Now, Source: staticSource{snap}})
 	if err != nil {
 		return nil, err
 	}
-	s := cfg.Server
-	return &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: s.ReadHeaderTimeout,
-		IdleTimeout:       s.IdleTimeout,
-		MaxHeaderBytes:    s.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}, nil
-}
-
-// authorizer is the engine behind a decision cache unless disabled, as
-// cmd/backgate's buildApp wires it.
-func authorizer(eng *policy.Engine, noCache bool, now func() time.Time) policy.Authorizer {
-	if noCache {
-		return eng
+	if a.Catalog() == nil {
+		return nil, fmt.Errorf("catalog: the generated catalog did not load")
 	}
-	return policy.NewDecisionCache(eng, policy.CacheOptions{Now: now})
+	return a, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/backgate/backgate/cmd/internal/app"
 	"os"
 	"sort"
 	"time"
@@ -26,7 +27,7 @@ func runBigIP(ctx context.Context, e *env, args []string) error {
 // and environment from the config routes and the catalog.
 func desired(ctx context.Context, cfg *config.Config, e *env) (bigip.Desired, error) {
 	kr, err := signer.OpenKeyring(signer.KeyringOptions{Dir: cfg.DataDir, Algorithm: cfg.Signing.Algorithm,
-		EdgeKeyFiles: keyFiles(cfg.Signing.EdgeKeys), JWTKeyFiles: keyFiles(cfg.Signing.JWTKeys)})
+		EdgeKeyFiles: app.KeyFiles(cfg.Signing.EdgeKeys), JWTKeyFiles: app.KeyFiles(cfg.Signing.JWTKeys)})
 	if err != nil {
 		return bigip.Desired{}, fmt.Errorf("signing keys: %w", err)
 	}

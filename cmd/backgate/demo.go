@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/backgate/backgate/cmd/internal/app"
 	"log/slog"
 	"net"
 	"net/http"
@@ -153,7 +154,7 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	// The demo catalog names http://127.0.0.1:9001 as every route's BIG-IP;
 	// send those to the app this demo started, wherever it listens.
 	appURL := "http://" + appLn.Addr().String()
-	a, err := buildApp(ctx, cfg, demoEnv, log, appDeps{now: o.now, upstream: func(u string) string {
+	a, err := app.Build(ctx, cfg, demoEnv.app(), log, app.Deps{Now: o.now, Upstream: func(u string) string {
 		if u == demoCatalogUpstream {
 			return appURL
 		}
@@ -166,8 +167,8 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	// both signed headers with the proxy's own keys.
 	app, err := demo.NewApp(demo.AppOptions{
 		Name:     "demo app behind BIG-IP",
-		JWKS:     func(context.Context) (jwk.Set, error) { return jwk.Parse(a.signer.JWKS()) },
-		EdgeKeys: a.keyring.EdgeSecret,
+		JWKS:     func(context.Context) (jwk.Set, error) { return jwk.Parse(a.Signer().JWKS()) },
+		EdgeKeys: a.Keyring().EdgeSecret,
 		Issuer:   external,
 		Now:      o.now,
 		Logger:   log.With("component", "demo-app"),
@@ -180,7 +181,7 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	defer appSrv.Close()
 
 	info := demoInfo{Proxy: proxyLn.Addr().String(), IdP: idpLn.Addr().String(), App: appLn.Addr().String(), External: external}
-	if c := a.syncer.Current(); c != nil {
+	if c := a.Catalog(); c != nil {
 		for _, r := range c.Routes() {
 			info.Routes = append(info.Routes, fmt.Sprintf("http://%s:%s%s  (%s, %s)", r.Host, proxyPort, strings.TrimSuffix(r.PathPrefix, "/"), r.Service, r.Environment))
 		}
@@ -190,7 +191,7 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	if o.ready != nil {
 		o.ready <- info
 	}
-	err = a.run(ctx, proxyLn)
+	err = a.Run(ctx, proxyLn)
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}

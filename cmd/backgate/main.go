@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"github.com/backgate/backgate/cmd/internal/app"
 
 	"errors"
 	"flag"
@@ -30,6 +31,9 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 }
+
+// app is the same environment as the wiring package sees it.
+func (e *env) app() *app.Env { return &app.Env{Stdout: e.stdout, Stderr: e.stderr, Getenv: e.getenv} }
 
 // errUsage means the command line was wrong; the message was printed.
 var errUsage = errors.New("usage")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/backgate/backgate/cmd/internal/app"
 	"net"
 )
 
@@ -21,8 +22,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s: configuration is valid\n", *path)
 		return nil
 	}
-	log := newLogger(cfg.Log, e.stderr)
-	a, err := buildApp(ctx, cfg, e, log, appDeps{})
+	log := app.NewLogger(cfg.Log, e.stderr)
+	a, err := app.Build(ctx, cfg, e.app(), log, app.Deps{})
 	if err != nil {
 		return err
 	}
@@ -30,5 +31,5 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("server.listen: %w", err)
 	}
-	return a.run(ctx, ln)
+	return a.Run(ctx, ln)
 }

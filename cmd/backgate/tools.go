@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/backgate/backgate/cmd/internal/app"
 	"io"
 	"log/slog"
 	"net/url"
@@ -32,7 +33,7 @@ func toolConfig(path string) (*config.Config, error) {
 
 // loadCatalog fetches the catalog once from the configured source.
 func loadCatalog(ctx context.Context, cfg *config.Config, e *env) (*backstage.Catalog, error) {
-	src, err := catalogSource(cfg, e, appDeps{now: time.Now}, slog.New(slog.DiscardHandler))
+	src, err := app.CatalogSource(cfg, e.app(), app.Deps{Now: time.Now}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
@@ -48,12 +49,12 @@ func loadCatalog(ctx context.Context, cfg *config.Config, e *env) (*backstage.Ca
 
 // allRoutes is the config routes plus the catalog's, as serve merges them.
 func allRoutes(cfg *config.Config, c *backstage.Catalog) ([]proxy.Route, error) {
-	rs, err := buildConfigRoutes(cfg)
+	rs, err := app.ConfigRoutes(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if *cfg.Catalog.Routes {
-		rs = mergeRoutes(slog.New(slog.DiscardHandler), rs, c.Routes(), nil, nil)
+		rs = app.MergeRoutes(slog.New(slog.DiscardHandler), rs, c.Routes(), nil, nil)
 	}
 	return rs, nil
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"fmt"
@@ -19,9 +19,9 @@ func transportOptions(u config.Upstream, t config.UpstreamTLS) proxy.TransportOp
 		MaxIdleConnsPerHost: u.MaxIdleConnsPerHost, DialTimeout: u.DialTimeout, ResponseHeaderTimeout: u.ResponseHeaderTimeout}
 }
 
-// buildConfigRoutes turns validated config routes into proxy routes, with a
+// ConfigRoutes turns validated config routes into proxy routes, with a
 // transport of their own where they override upstream.tls.
-func buildConfigRoutes(cfg *config.Config) ([]proxy.Route, error) {
+func ConfigRoutes(cfg *config.Config) ([]proxy.Route, error) {
 	var out []proxy.Route
 	for i, r := range cfg.Routes {
 		u, err := url.Parse(r.Upstream)
@@ -42,10 +42,10 @@ func buildConfigRoutes(cfg *config.Config) ([]proxy.Route, error) {
 	return out, nil
 }
 
-// mergeRoutes adds the catalog's annotated routes to the config routes. A
+// MergeRoutes adds the catalog's annotated routes to the config routes. A
 // config route wins over a catalog route for the same host and prefix; an
 // invalid catalog route is logged and skipped.
-func mergeRoutes(log *slog.Logger, configRoutes []proxy.Route, annotated []backstage.AnnotatedRoute, def http.RoundTripper, rewrite func(string) string) []proxy.Route {
+func MergeRoutes(log *slog.Logger, configRoutes []proxy.Route, annotated []backstage.AnnotatedRoute, def http.RoundTripper, rewrite func(string) string) []proxy.Route {
 	out := append([]proxy.Route(nil), configRoutes...)
 	taken := map[string]string{}
 	for _, r := range configRoutes {

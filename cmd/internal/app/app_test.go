@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -98,7 +98,7 @@ log: {level: warn}
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{stdout: io.Discard, stderr: testWriter{t}, getenv: func(k string) string {
+	e := &Env{Stdout: io.Discard, Stderr: testWriter{t}, Getenv: func(k string) string {
 		if k == "OIDC_SECRET" {
 			return idp.ClientSecret()
 		}
@@ -106,12 +106,12 @@ log: {level: warn}
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := buildApp(ctx, cfg, e, newLogger(cfg.Log, testWriter{t}), appDeps{})
+	a, err := Build(ctx, cfg, e, NewLogger(cfg.Log, testWriter{t}), Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, ln) }()
+	go func() { done <- a.Run(ctx, ln) }()
 
 	// A client that sends every *.corp.localhost name to the proxy.
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -230,4 +230,11 @@ log: {level: warn}
 	if err := <-done; err != nil {
 		t.Errorf("run: %v", err)
 	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -30,9 +30,9 @@ type accessParts struct {
 	webhook *access.Webhook
 }
 
-func openAccessStore(ctx context.Context, cfg *config.Config, e *env) (*access.SQLStore, error) {
+func OpenAccessStore(ctx context.Context, cfg *config.Config, e *Env) (*access.SQLStore, error) {
 	if !cfg.Access.PostgresDSN.IsZero() {
-		dsn, err := cfg.Access.PostgresDSN.Read(e.getenv)
+		dsn, err := cfg.Access.PostgresDSN.Read(e.Getenv)
 		if err != nil {
 			return nil, fmt.Errorf("access.postgres_dsn: %w", err)
 		}
@@ -52,16 +52,16 @@ func openAccessStore(ctx context.Context, cfg *config.Config, e *env) (*access.S
 // buildAccess wires the store, the service (approvals decided by the
 // policy engine) and the pages/API. The grant sync that feeds the engine is
 // started by app.run.
-func buildAccess(ctx context.Context, a *app, e *env, auditLog io.Writer) (*accessParts, error) {
+func buildAccess(ctx context.Context, a *App, e *Env, auditLog io.Writer) (*accessParts, error) {
 	cfg := a.cfg
-	st, err := openAccessStore(ctx, cfg, e)
+	st, err := OpenAccessStore(ctx, cfg, e)
 	if err != nil {
 		return nil, err
 	}
 	p := &accessParts{store: st}
 	var notifier access.Notifier
 	if !cfg.Access.WebhookURL.IsZero() {
-		u, err := cfg.Access.WebhookURL.Read(e.getenv)
+		u, err := cfg.Access.WebhookURL.Read(e.Getenv)
 		if err != nil {
 			return nil, fmt.Errorf("access.webhook_url: %w", err)
 		}
@@ -99,7 +99,7 @@ func buildAccess(ctx context.Context, a *app, e *env, auditLog io.Writer) (*acce
 	tokens := map[string]string{}
 	var delegating []string
 	for i, t := range cfg.Access.ServiceTokens {
-		v, err := t.Token.Read(e.getenv)
+		v, err := t.Token.Read(e.Getenv)
 		if err != nil {
 			return nil, fmt.Errorf("access.service_tokens[%d].token: %w", i, err)
 		}
@@ -151,9 +151,9 @@ func pushGrants(log *slog.Logger, eng *policy.Engine) func([]access.Grant) {
 }
 
 // secretOrGenerated reads s, or a random key generated once into path.
-func secretOrGenerated(s config.Secret, path string, e *env) (string, error) {
+func secretOrGenerated(s config.Secret, path string, e *Env) (string, error) {
 	if !s.IsZero() {
-		v, err := s.Read(e.getenv)
+		v, err := s.Read(e.Getenv)
 		if err == nil && len(v) < 32 {
 			err = errors.New("needs at least 32 characters")
 		}
@@ -176,75 +176,6 @@ func secretOrGenerated(s config.Secret, path string, e *env) (string, error) {
 	}
 	return v, nil
 }
-
-func runAudit(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "audit", "audit --config FILE [--user REF] [--service REF] [--since T] [--until T] [--format json|csv] [--limit N]")
-	cfgPath := fs.String("config", "", "configuration file (required: says where the database is)")
-	user := fs.String("user", "", "only events about this Backstage user ref (e.g. user:default/bob)")
-	service := fs.String("service", "", "only events about this service ref")
-	since := fs.String("since", "", "only events at or after this time (RFC 3339, or a duration ago such as 24h)")
-	until := fs.String("until", "", "only events before this time (RFC 3339)")
-	format := fs.String("format", "json", "json or csv")
-	limit := fs.Int("limit", 0, "at most this many events (0: all)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *format != "json" && *format != "csv" {
-		return fmt.Errorf("--format %q: want json or csv", *format)
-	}
-	f := access.AuditFilter{User: *user, Service: *service, Limit: *limit}
-	var err error
-	if f.Since, err = parseWhen(*since, time.Now()); err != nil {
-		return fmt.Errorf("--since: %w", err)
-	}
-	if f.Until, err = parseWhen(*until, time.Now()); err != nil {
-		return fmt.Errorf("--until: %w", err)
-	}
-	cfg, err := requiredConfig(fs, *cfgPath)
-	if err != nil {
-		return err
-	}
-	st, err := openAccessStore(ctx, cfg, e)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	svc, err := access.NewService(access.Options{Store: st, Approver: noApprover{}})
-	if err != nil {
-		return err
-	}
-	evs, err := svc.Audit(ctx, f)
-	if err != nil {
-		return err
-	}
-	if *format == "csv" {
-		return access.WriteAuditCSV(e.stdout, evs)
-	}
-	return access.WriteAuditJSON(e.stdout, evs)
-}
-
-// parseWhen reads an RFC 3339 time or a duration before now; "" is zero.
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return now.Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", s)
-	}
-	return t, nil
-}
-
-// noApprover serves read-only uses of the service (the audit command).
-type noApprover struct{}
-
-func (noApprover) MayApprove(context.Context, access.ApprovalInput) (access.ApprovalResult, error) {
-	return access.ApprovalResult{}, errors.New("read-only")
-}
-func (noApprover) MaxDuration(context.Context, string, string) (time.Duration, error) { return 0, nil }
 
 // approver lets the access service ask the policy engine (rego/approval.rego
 // and the durations in rego/settings.rego) who may approve what.

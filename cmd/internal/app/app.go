@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -28,9 +28,9 @@ import (
 	"github.com/backgate/backgate/proxy/signer"
 )
 
-// app is a fully built backgate: every part constructed from one Config,
+// App is a fully built backgate: every part constructed from one Config,
 // nothing listening yet.
-type app struct {
+type App struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	handler  *proxy.Server
@@ -48,18 +48,30 @@ type app struct {
 }
 
 // allowHost is the post-login and access-form return host check.
-func (a *app) allowHost(h string) bool { return a.hosts.allowed(h, a.external) }
+func (a *App) allowHost(h string) bool { return a.hosts.allowed(h, a.external) }
 
-// appDeps are what tests and the demo may replace.
-type appDeps struct {
-	now        func() time.Time
-	httpClient *http.Client // for the OIDC provider and Backstage
-	// upstream rewrites catalog route upstreams; the demo uses it to point
-	// the demo catalog's fixed address at the app it actually started.
-	upstream func(string) string
+// Env is what the app may touch of its process: streams and the
+// environment (secrets given as {env: NAME}).
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
+// Deps are what tests, the demo and the load benchmark may replace; zero
+// values mean the real thing.
+type Deps struct {
+	Now        func() time.Time // nil: time.Now
+	HTTPClient *http.Client     // for the OIDC provider and Backstage; nil: defaults
+	// Upstream rewrites catalog route upstreams; the demo uses it to point
+	// the demo catalog's fixed address at the app it actually started.
+	Upstream func(string) string
+	// Source replaces the catalog source the configuration names (the load
+	// benchmark's generated catalog).
+	Source backstage.Source
+}
+
+// NewLogger is the process logger the configuration asks for.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	o := &slog.HandlerOptions{Level: lvl}
@@ -69,28 +81,28 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, o))
 }
 
-// buildApp wires every package from cfg. It reads secrets and keys and loads
+// Build wires every package from cfg. It reads secrets and keys and loads
 // the catalog (from the data directory if the source is down) but opens no
 // listener.
-func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger, d appDeps) (*app, error) {
-	if d.now == nil {
-		d.now = time.Now
+func Build(ctx context.Context, cfg *config.Config, e *Env, log *slog.Logger, d Deps) (*App, error) {
+	if d.Now == nil {
+		d.Now = time.Now
 	}
-	a := &app{cfg: cfg, log: log, now: d.now}
+	a := &App{cfg: cfg, log: log, now: d.Now}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 
 	// Keys and signer.
 	kr, err := signer.OpenKeyring(signer.KeyringOptions{Dir: cfg.DataDir, Algorithm: cfg.Signing.Algorithm,
-		EdgeKeyFiles: keyFiles(cfg.Signing.EdgeKeys), JWTKeyFiles: keyFiles(cfg.Signing.JWTKeys), Now: d.now, Logger: log})
+		EdgeKeyFiles: KeyFiles(cfg.Signing.EdgeKeys), JWTKeyFiles: KeyFiles(cfg.Signing.JWTKeys), Now: d.Now, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	a.keyring = kr
 	external := strings.TrimRight(cfg.Server.ExternalURL, "/")
 	sg, err := signer.New(signer.Options{Keyring: kr, Issuer: external, TTL: min(cfg.Signing.AssertionTTL, cfg.Signing.EdgeTTL),
-		UniqueTokens: cfg.Signing.UniqueTokens, Now: d.now})
+		UniqueTokens: cfg.Signing.UniqueTokens, Now: d.Now})
 	if err != nil {
 		return nil, fmt.Errorf("signer: %w", err)
 	}
@@ -101,7 +113,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 	switch dl := cfg.Policy.DecisionLog; dl {
 	case "":
 	case "stdout":
-		dlog = e.stdout
+		dlog = e.Stdout
 	default:
 		f, err := os.OpenFile(dl, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
@@ -110,14 +122,14 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 		a.closers = append(a.closers, f)
 		dlog = f
 	}
-	eng, err := policy.New(policy.Options{PolicyDir: cfg.Policy.Dir, Logger: log, Now: d.now, DecisionLog: dlog})
+	eng, err := policy.New(policy.Options{PolicyDir: cfg.Policy.Dir, Logger: log, Now: d.Now, DecisionLog: dlog})
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	a.engine = eng
 	a.authz = eng
 	if !cfg.Policy.NoDecisionCache {
-		a.authz = policy.NewDecisionCache(eng, policy.CacheOptions{TTL: cfg.Policy.DecisionCacheTTL, Now: d.now})
+		a.authz = policy.NewDecisionCache(eng, policy.CacheOptions{TTL: cfg.Policy.DecisionCacheTTL, Now: d.Now})
 	}
 
 	// Pages and login.
@@ -127,7 +139,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 	}
 	secret := ""
 	if !cfg.OIDC.ClientSecret.IsZero() {
-		if secret, err = cfg.OIDC.ClientSecret.Read(e.getenv); err != nil {
+		if secret, err = cfg.OIDC.ClientSecret.Read(e.Getenv); err != nil {
 			return nil, fmt.Errorf("oidc.client_secret: %w", err)
 		}
 	}
@@ -147,7 +159,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 		SessionLifetime: cfg.Session.Lifetime, IdleTimeout: cfg.Session.IdleTimeout,
 		RefreshInterval: cfg.Session.RefreshInterval,
 		AllowReturnHost: func(h string) bool { return routeHosts.allowed(h, extURL) },
-		HTTPClient:      d.httpClient, Logger: log, Now: d.now,
+		HTTPClient:      d.HTTPClient, Logger: log, Now: d.Now,
 		RenderError: func(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
 			if status == http.StatusOK && r.URL.Path == "/_backgate/logout" {
 				pg.Render(w, "loggedout", pages.Page{Title: title, Message: detail})
@@ -166,7 +178,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 	if err != nil {
 		return nil, fmt.Errorf("upstream.tls: %w", err)
 	}
-	configRoutes, err := buildConfigRoutes(cfg)
+	configRoutes, err := ConfigRoutes(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +211,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 		Owners:           a.owners,
 		Pages:            pg,
 		Logger:           log,
-		Now:              d.now,
+		Now:              d.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -207,16 +219,18 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 	a.handler = srv
 	routeHosts.set(configRoutes)
 	if !cfg.Access.Disabled {
-		if a.access, err = buildAccess(ctx, a, e, e.stderr); err != nil {
+		if a.access, err = buildAccess(ctx, a, e, e.Stderr); err != nil {
 			return nil, err
 		}
 		a.closers = append(a.closers, a.access.store)
 	}
 
 	// Catalog: the source, then the syncer that feeds the engine and routes.
-	src, err := catalogSource(cfg, e, d, log)
-	if err != nil {
-		return nil, err
+	src := d.Source
+	if src == nil {
+		if src, err = CatalogSource(cfg, e, d, log); err != nil {
+			return nil, err
+		}
 	}
 	interval := time.Minute
 	if b := cfg.Catalog.Backstage; b != nil {
@@ -224,7 +238,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 	}
 	sy, err := backstage.NewSyncer(backstage.SyncerOptions{
 		Source: src, DataDir: cfg.DataDir, Interval: interval, MaxStaleness: cfg.Catalog.MaxStaleness,
-		Now: d.now, Logger: log,
+		Now: d.Now, Logger: log,
 		Build: backstage.BuildOptions{
 			Identity: backstage.IdentityOptions{UserMatch: cfg.Catalog.IdentityMapping},
 			Routes:   backstage.RouteOptions{LifecycleEnvironments: cfg.Catalog.Environments},
@@ -236,7 +250,7 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 			}
 			routes := configRoutes
 			if *cfg.Catalog.Routes {
-				routes = mergeRoutes(log, configRoutes, c.Routes(), defTransport, d.upstream)
+				routes = MergeRoutes(log, configRoutes, c.Routes(), defTransport, d.Upstream)
 			}
 			srv.SetRoutes(routes)
 			routeHosts.set(routes)
@@ -258,9 +272,9 @@ func buildApp(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger,
 	return a, nil
 }
 
-// run starts the background loops (catalog refresh, policy and key watches)
+// Run starts the background loops (catalog refresh, policy and key watches)
 // and serves on ln until ctx is done, then shuts down gracefully.
-func (a *app) run(ctx context.Context, ln net.Listener) error {
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = a.syncer.Run(ctx) }()
@@ -329,7 +343,7 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 }
 
 // ready is /readyz: OIDC discovery done, keys and policy loaded, catalog fresh.
-func (a *app) ready(ctx context.Context) error {
+func (a *App) ready(ctx context.Context) error {
 	var errs []error
 	if err := a.auth.Ready(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("oidc: %w", err))
@@ -348,14 +362,14 @@ func (a *app) ready(ctx context.Context) error {
 }
 
 // status is the revisions /readyz shows.
-func (a *app) status() string {
+func (a *App) status() string {
 	st := a.syncer.Status(a.now())
 	return fmt.Sprintf("policy_revision: %s\ncatalog_revision: %s\ncatalog_source: %s\ncatalog_last_success: %s\n",
 		a.engine.Revision(), a.engine.CatalogRevision(), st.Source, st.LastSuccess.UTC().Format(time.RFC3339))
 }
 
 // owners names who owns a service, for the 403 page.
-func (a *app) owners(service string) []string {
+func (a *App) owners(service string) []string {
 	c := a.syncer.Current()
 	if c == nil {
 		return nil
@@ -367,7 +381,7 @@ func (a *app) owners(service string) []string {
 }
 
 // staleGuard fails every decision closed while the catalog is stale.
-type staleGuard struct{ a *app }
+type staleGuard struct{ a *App }
 
 func (g staleGuard) Decide(ctx context.Context, in policy.Input) (policy.Decision, error) {
 	if g.a.syncer.Stale(g.a.now()) {
@@ -376,7 +390,7 @@ func (g staleGuard) Decide(ctx context.Context, in policy.Input) (policy.Decisio
 	return g.a.authz.Decide(ctx, in)
 }
 
-func keyFiles(ks []config.KeyFile) []signer.KeyFile {
+func KeyFiles(ks []config.KeyFile) []signer.KeyFile {
 	var out []signer.KeyFile
 	for _, k := range ks {
 		out = append(out, signer.KeyFile{ID: k.ID, Path: k.File})
@@ -386,7 +400,7 @@ func keyFiles(ks []config.KeyFile) []signer.KeyFile {
 
 // loadSessionKeys reads session.keys (one secret per line, newest first), or
 // generates data_dir/session-keys on first start.
-func loadSessionKeys(cfg *config.Config, e *env) ([][]byte, error) {
+func loadSessionKeys(cfg *config.Config, e *Env) ([][]byte, error) {
 	var text string
 	if cfg.Session.Keys.IsZero() {
 		p := filepath.Join(cfg.DataDir, "session-keys")
@@ -408,7 +422,7 @@ func loadSessionKeys(cfg *config.Config, e *env) ([][]byte, error) {
 		}
 	} else {
 		var err error
-		if text, err = cfg.Session.Keys.Read(e.getenv); err != nil {
+		if text, err = cfg.Session.Keys.Read(e.Getenv); err != nil {
 			return nil, err
 		}
 	}
@@ -429,23 +443,23 @@ func loadSessionKeys(cfg *config.Config, e *env) ([][]byte, error) {
 	return keys, nil
 }
 
-func catalogSource(cfg *config.Config, e *env, d appDeps, log *slog.Logger) (backstage.Source, error) {
+func CatalogSource(cfg *config.Config, e *Env, d Deps, log *slog.Logger) (backstage.Source, error) {
 	if b := cfg.Catalog.Backstage; b != nil {
-		tok, err := b.Token.Read(e.getenv)
+		tok, err := b.Token.Read(e.Getenv)
 		if err != nil {
 			return nil, fmt.Errorf("catalog.backstage.token: %w", err)
 		}
 		return &backstage.RESTSource{BaseURL: strings.TrimRight(b.URL, "/") + "/api/catalog", Token: tok,
-			Client: d.httpClient, PageSize: b.PageSize, Timeout: b.Timeout, Now: d.now, Logger: log}, nil
+			Client: d.HTTPClient, PageSize: b.PageSize, Timeout: b.Timeout, Now: d.Now, Logger: log}, nil
 	}
 	if len(cfg.Catalog.Files) > 0 {
-		return &multiFileSource{files: cfg.Catalog.Files, now: d.now}, nil
+		return &multiFileSource{files: cfg.Catalog.Files, now: d.Now}, nil
 	}
 	sub, err := fs.Sub(configs.Catalog, "catalog")
 	if err != nil {
 		return nil, err
 	}
-	return &backstage.FileSource{FS: sub, Name: "embedded:configs/catalog", Now: d.now}, nil
+	return &backstage.FileSource{FS: sub, Name: "embedded:configs/catalog", Now: d.Now}, nil
 }
 
 // multiFileSource reads catalog files from several places on disk, each file
@@ -479,3 +493,15 @@ func (m *multiFileSource) Fetch(ctx context.Context) (*backstage.Snapshot, error
 	}
 	return out, nil
 }
+
+// Signer is the identity-header signer (its JWKS is what apps verify with).
+func (a *App) Signer() *signer.Signer { return a.signer }
+
+// Keyring holds the signing keys (edge secrets for a verifier).
+func (a *App) Keyring() *signer.Keyring { return a.keyring }
+
+// Catalog is the current catalog, nil until one loaded.
+func (a *App) Catalog() *backstage.Catalog { return a.syncer.Current() }
+
+// Handler is the proxy.
+func (a *App) Handler() *proxy.Server { return a.handler }
