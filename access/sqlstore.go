@@ -371,57 +371,78 @@ func (s *SQLStore) stateError(ctx context.Context, tx *sql.Tx, id string, want S
 	}
 }
 
-// Approve implements Store.
-func (s *SQLStore) Approve(ctx context.Context, op ApproveOp) (Request, AuditEvent, error) {
+// changeRequest runs mutate and records the audit event it returns in one
+// write transaction, and returns the request as it stands afterwards with
+// the event as stored.
+func (s *SQLStore) changeRequest(ctx context.Context, id string, mutate func(tx *sql.Tx) (AuditEvent, error)) (Request, AuditEvent, error) {
 	var out Request
 	var outEv AuditEvent
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		at := toNS(op.Approval.At)
-		var res sql.Result
-		var err error
-		if op.Complete {
-			res, err = tx.ExecContext(ctx, s.q(`UPDATE requests SET state = 'approved', approvals_n = approvals_n + 1,
-				decided_at = ?, decided_by = ? WHERE id = ? AND state = 'pending' AND approvals_n = ?`),
-				at, op.Approval.By, op.RequestID, op.SeenApprovals)
-		} else {
-			res, err = tx.ExecContext(ctx, s.q(`UPDATE requests SET approvals_n = approvals_n + 1
-				WHERE id = ? AND state = 'pending' AND approvals_n = ?`), op.RequestID, op.SeenApprovals)
-		}
+		ev, err := mutate(tx)
 		if err != nil {
-			return fmt.Errorf("approve request %q: %w", op.RequestID, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("approve request %q: %w", op.RequestID, err)
-		}
-		if n == 0 {
-			return s.stateError(ctx, tx, op.RequestID, StatePending)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO approvals (request_id, approver, approver_email, at) VALUES (?, ?, ?, ?)`),
-			op.RequestID, op.Approval.By, op.Approval.Email, at); err != nil {
-			return fmt.Errorf("record approval of %q: %w", op.RequestID, err)
-		}
-		if op.Complete {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO grants (id, request_id, user_ref, service, environment, created_at, expires_at)
-				SELECT ?, id, requester, service, environment, ?, ? FROM requests WHERE id = ?`),
-				op.Grant.ID, toNS(op.Grant.CreatedAt), toNS(op.Grant.ExpiresAt), op.RequestID); err != nil {
-				return fmt.Errorf("insert grant for %q: %w", op.RequestID, err)
-			}
-		}
-		ev := op.Event
-		if op.Complete {
-			ev.GrantID = op.Grant.ID
+			return err
 		}
 		if outEv, err = s.insertAudit(ctx, tx, ev); err != nil {
 			return err
 		}
-		out, err = s.getRequest(ctx, tx, op.RequestID)
+		out, err = s.getRequest(ctx, tx, id)
 		return err
 	})
 	if err != nil {
 		return Request{}, AuditEvent{}, err
 	}
 	return out, outEv, nil
+}
+
+// execGuarded runs a conditional update of request id and turns "no row
+// changed" into the error that says why (no such request, not in state
+// want, changed concurrently).
+func (s *SQLStore) execGuarded(ctx context.Context, tx *sql.Tx, verb, id string, want State, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, s.q(query), args...)
+	if err != nil {
+		return fmt.Errorf("%s request %q: %w", verb, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s request %q: %w", verb, id, err)
+	}
+	if n == 0 {
+		return s.stateError(ctx, tx, id, want)
+	}
+	return nil
+}
+
+// Approve implements Store.
+func (s *SQLStore) Approve(ctx context.Context, op ApproveOp) (Request, AuditEvent, error) {
+	return s.changeRequest(ctx, op.RequestID, func(tx *sql.Tx) (AuditEvent, error) {
+		at := toNS(op.Approval.At)
+		var err error
+		if op.Complete {
+			err = s.execGuarded(ctx, tx, "approve", op.RequestID, StatePending, `UPDATE requests SET state = 'approved', approvals_n = approvals_n + 1,
+				decided_at = ?, decided_by = ? WHERE id = ? AND state = 'pending' AND approvals_n = ?`,
+				at, op.Approval.By, op.RequestID, op.SeenApprovals)
+		} else {
+			err = s.execGuarded(ctx, tx, "approve", op.RequestID, StatePending, `UPDATE requests SET approvals_n = approvals_n + 1
+				WHERE id = ? AND state = 'pending' AND approvals_n = ?`, op.RequestID, op.SeenApprovals)
+		}
+		if err != nil {
+			return AuditEvent{}, err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO approvals (request_id, approver, approver_email, at) VALUES (?, ?, ?, ?)`),
+			op.RequestID, op.Approval.By, op.Approval.Email, at); err != nil {
+			return AuditEvent{}, fmt.Errorf("record approval of %q: %w", op.RequestID, err)
+		}
+		ev := op.Event
+		if op.Complete {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO grants (id, request_id, user_ref, service, environment, created_at, expires_at)
+				SELECT ?, id, requester, service, environment, ?, ? FROM requests WHERE id = ?`),
+				op.Grant.ID, toNS(op.Grant.CreatedAt), toNS(op.Grant.ExpiresAt), op.RequestID); err != nil {
+				return AuditEvent{}, fmt.Errorf("insert grant for %q: %w", op.RequestID, err)
+			}
+			ev.GrantID = op.Grant.ID
+		}
+		return ev, nil
+	})
 }
 
 // Finish implements Store.
@@ -429,71 +450,30 @@ func (s *SQLStore) Finish(ctx context.Context, op FinishOp) (Request, AuditEvent
 	if op.State != StateDenied && op.State != StateCanceled {
 		return Request{}, AuditEvent{}, fmt.Errorf("close request %q as %q: %w", op.RequestID, op.State, ErrInvalid)
 	}
-	var out Request
-	var outEv AuditEvent
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE requests SET state = ?, decided_at = ?, decided_by = ?, decision_reason = ?
-			WHERE id = ? AND state = 'pending'`), string(op.State), toNS(op.At), op.By, op.Reason, op.RequestID)
-		if err != nil {
-			return fmt.Errorf("close request %q: %w", op.RequestID, err)
+	return s.changeRequest(ctx, op.RequestID, func(tx *sql.Tx) (AuditEvent, error) {
+		err := s.execGuarded(ctx, tx, "close", op.RequestID, StatePending, `UPDATE requests SET state = ?, decided_at = ?, decided_by = ?, decision_reason = ?
+			WHERE id = ? AND state = 'pending'`, string(op.State), toNS(op.At), op.By, op.Reason, op.RequestID)
+		if errors.Is(err, ErrConflict) { // cannot happen: the update has no version check
+			err = fmt.Errorf("request %q: %w", op.RequestID, ErrNotPending)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("close request %q: %w", op.RequestID, err)
-		}
-		if n == 0 {
-			err := s.stateError(ctx, tx, op.RequestID, StatePending)
-			if errors.Is(err, ErrConflict) { // cannot happen: the update has no version check
-				err = fmt.Errorf("request %q: %w", op.RequestID, ErrNotPending)
-			}
-			return err
-		}
-		if outEv, err = s.insertAudit(ctx, tx, op.Event); err != nil {
-			return err
-		}
-		out, err = s.getRequest(ctx, tx, op.RequestID)
-		return err
+		return op.Event, err
 	})
-	if err != nil {
-		return Request{}, AuditEvent{}, err
-	}
-	return out, outEv, nil
 }
 
 // Revoke implements Store.
 func (s *SQLStore) Revoke(ctx context.Context, op RevokeOp) (Request, AuditEvent, error) {
-	var out Request
-	var outEv AuditEvent
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE requests SET state = 'revoked', decision_reason = ?
-			WHERE id = ? AND state = 'approved'`), op.Reason, op.RequestID)
-		if err != nil {
-			return fmt.Errorf("revoke request %q: %w", op.RequestID, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("revoke request %q: %w", op.RequestID, err)
-		}
-		if n == 0 {
-			return s.stateError(ctx, tx, op.RequestID, StateApproved)
-		}
-		var grantID string
-		if err := tx.QueryRowContext(ctx, s.q(`UPDATE grants SET revoked_at = ?, revoked_by = ?
-			WHERE request_id = ? AND revoked_at = 0 RETURNING id`), toNS(op.At), op.By, op.RequestID).Scan(&grantID); err != nil {
-			return fmt.Errorf("revoke grant of %q: %w", op.RequestID, err)
+	return s.changeRequest(ctx, op.RequestID, func(tx *sql.Tx) (AuditEvent, error) {
+		if err := s.execGuarded(ctx, tx, "revoke", op.RequestID, StateApproved, `UPDATE requests SET state = 'revoked', decision_reason = ?
+			WHERE id = ? AND state = 'approved'`, op.Reason, op.RequestID); err != nil {
+			return AuditEvent{}, err
 		}
 		ev := op.Event
-		ev.GrantID = grantID
-		if outEv, err = s.insertAudit(ctx, tx, ev); err != nil {
-			return err
+		if err := tx.QueryRowContext(ctx, s.q(`UPDATE grants SET revoked_at = ?, revoked_by = ?
+			WHERE request_id = ? AND revoked_at = 0 RETURNING id`), toNS(op.At), op.By, op.RequestID).Scan(&ev.GrantID); err != nil {
+			return AuditEvent{}, fmt.Errorf("revoke grant of %q: %w", op.RequestID, err)
 		}
-		out, err = s.getRequest(ctx, tx, op.RequestID)
-		return err
+		return ev, nil
 	})
-	if err != nil {
-		return Request{}, AuditEvent{}, err
-	}
-	return out, outEv, nil
 }
 
 const grantCols = `g.id, g.request_id, g.user_ref, g.service, g.environment, g.created_at, g.expires_at, g.revoked_at, g.revoked_by`
