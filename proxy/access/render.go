@@ -1,7 +1,6 @@
 package access
 
 import (
-	"bytes"
 	"embed"
 	"github.com/backgate/backgate/proxy/pages"
 	"html/template"
@@ -134,13 +133,7 @@ func (t *renderer) render(w http.ResponseWriter, name string, d pageData) {
 	if d.Title == "" {
 		d.Title = http.StatusText(d.Status)
 	}
-	var buf bytes.Buffer
-	if err := t.t.ExecuteTemplate(&buf, name+".html", d); err != nil {
-		t.log.Error("access: render page", "template", name, "err", err)
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
-	}
-	pages.WriteHTML(w, d.Status, buf.Bytes())
+	pages.Execute(w, t.t, name+".html", d, d.Status, t.log)
 }
 
 func (t *renderer) errorPage(w http.ResponseWriter, status int, title, msg, rid string) {

@@ -57,13 +57,20 @@ func (r *Renderer) Render(w http.ResponseWriter, name string, p Page) {
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
 	}
+	Execute(w, r.t, name+".html", p, p.Status, r.log)
+}
+
+// Execute renders the named template of t to a buffer and writes it with
+// WriteHTML, so a template error never leaves half a page: it is logged and
+// the person gets a plain 500.
+func Execute(w http.ResponseWriter, t *template.Template, name string, data any, status int, log *slog.Logger) {
 	var buf bytes.Buffer
-	if err := r.t.ExecuteTemplate(&buf, name+".html", p); err != nil {
-		r.log.Error("render page", "template", name, "err", err)
-		http.Error(w, http.StatusText(p.Status), p.Status)
+	if err := t.ExecuteTemplate(&buf, name, data); err != nil {
+		log.Error("render page", "template", name, "err", err)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
-	WriteHTML(w, p.Status, buf.Bytes())
+	WriteHTML(w, status, buf.Bytes())
 }
 
 // WriteHTML writes a page backgate rendered, with the headers every such
