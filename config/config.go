@@ -99,6 +99,9 @@ type Signing struct {
 	EdgeKeys     []KeyFile     `yaml:"edge_keys"`     // empty: generated in data_dir/keys
 	JWTKeys      []KeyFile     `yaml:"jwt_keys"`      // empty: generated in data_dir/keys
 	UniqueTokens bool          `yaml:"unique_tokens"` // mint per request (needed for BIG-IP replay protection)
+	// StripHeaders are other identity headers upstreams trust (e.g.
+	// X-Remote-User): every client copy is removed, like backgate's own.
+	StripHeaders []string `yaml:"strip_headers"`
 }
 
 // KeyFile is a key loaded from a file.

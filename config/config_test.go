@@ -102,6 +102,7 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"secret env name", `{env: SECRET}=>{env: "A-B"}`, `oidc.client_secret.env: "A-B" is not an environment variable name`},
 		{"alg none", `client_id: backgate=>client_id: backgate, allowed_algs: [none]`, `oidc.allowed_algs[0]: "none" is not an allowed signing algorithm`},
 		{"no client id", `client_id: backgate=>client_id: ""`, `oidc.client_id: required`},
+		{"strip header name", "routes:=>signing: {strip_headers: [\"X Remote User\"]}\nroutes:", `signing.strip_headers[0]: "X Remote User" is not an HTTP header name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

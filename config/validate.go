@@ -33,6 +33,7 @@ var (
 	entityRE = regexp.MustCompile(`^[A-Za-z0-9]+:(?:[A-Za-z0-9._-]+/)?[A-Za-z0-9._-]+$`)
 	envVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	partRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	headerRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
 	levels   = []string{"debug", "info", "warn", "error"}
 	mappings = []string{"email", "name", "annotation"}
 	jwtAlgs  = []string{"ES256", "ES384", "RS256", "EdDSA"}
@@ -119,6 +120,11 @@ func (c *Config) Validate() error {
 	}{{"signing.assertion_ttl", sg.AssertionTTL}, {"signing.edge_ttl", sg.EdgeTTL}} {
 		if d.v < 10*time.Second || d.v > time.Hour {
 			e.add(d.path, "%s must be between 10s and 1h", d.v)
+		}
+	}
+	for i, h := range sg.StripHeaders {
+		if !headerRE.MatchString(h) {
+			e.add(fmt.Sprintf("signing.strip_headers[%d]", i), "%q is not an HTTP header name", h)
 		}
 	}
 	keyFiles(&e, "signing.edge_keys", sg.EdgeKeys)

@@ -202,7 +202,7 @@ func (s *Server) serve(w *record, r *http.Request) {
 		s.serveOwnHost(w, r)
 		return
 	}
-	if err := checkPath(r.URL.EscapedPath()); err != nil || r.URL.RawPath != "" && r.URL.RawPath != r.URL.EscapedPath() {
+	if escaped := r.URL.EscapedPath(); checkPath(escaped) != nil || r.URL.RawPath != "" && r.URL.RawPath != escaped {
 		s.log.Info("refused request path", "request_id", w.id, "host", host, "reason", "non-canonical path")
 		s.pages.Error(w, http.StatusBadRequest, "Bad request", "The address has an unusual encoding that backgate does not forward.", w.id)
 		return

@@ -107,6 +107,10 @@ func Build(ctx context.Context, cfg *config.Config, e *Env, log *slog.Logger, d 
 		return nil, fmt.Errorf("signer: %w", err)
 	}
 	a.signer = sg
+	strip, err := signer.NewHeaderStripper(cfg.Signing.StripHeaders...)
+	if err != nil {
+		return nil, fmt.Errorf("signing.strip_headers: %w", err)
+	}
 
 	// Policy engine.
 	var dlog io.Writer
@@ -201,7 +205,7 @@ func Build(ctx context.Context, cfg *config.Config, e *Env, log *slog.Logger, d 
 		Sessions:         proxy.AuthSessions(au),
 		Authorizer:       staleGuard{a},
 		Signer:           proxy.SignerHeaders(sg),
-		Strip:            signer.StripBackgateHeaders,
+		Strip:            strip.Strip,
 		JWKS:             sg.JWKSHandler(),
 		Transport:        defTransport,
 		TrustedProxies:   cfg.TrustedProxyPrefixes(),
@@ -502,6 +506,3 @@ func (a *App) Keyring() *signer.Keyring { return a.keyring }
 
 // Catalog is the current catalog, nil until one loaded.
 func (a *App) Catalog() *backstage.Catalog { return a.syncer.Current() }
-
-// Handler is the proxy.
-func (a *App) Handler() *proxy.Server { return a.handler }

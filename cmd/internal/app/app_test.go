@@ -89,6 +89,8 @@ routes:
     upstream: http://%s
     service: component:default/payments
     environment: staging
+signing:
+  strip_headers: [X-Remote-User]
 catalog:
   files: [%s]
 log: {level: warn}
@@ -143,7 +145,7 @@ log: {level: warn}
 	// alice: login, then through with a verifiable edge token.
 	idp.SetUser(authtest.User{Subject: "alice-sub", Email: "alice@example.com", Name: "Alice"})
 	alice := client()
-	resp, body := get(alice, app+"/account?x=1", http.Header{"X-Backgate-Edge": {"forged"}, "X_Backgate_User": {"mallory"}})
+	resp, body := get(alice, app+"/account?x=1", http.Header{"X-Backgate-Edge": {"forged"}, "X_Backgate_User": {"mallory"}, "X_remote_user": {"mallory"}})
 	if resp.StatusCode != 200 || body != "hello from upstream" {
 		t.Fatalf("alice: %d %s", resp.StatusCode, body)
 	}
@@ -166,7 +168,7 @@ log: {level: warn}
 		t.Errorf("assertion/edge headers wrong: %v", r.Header)
 	}
 	for k := range r.Header {
-		if strings.Contains(strings.ToLower(k), "backgate_user") {
+		if l := strings.ToLower(k); strings.Contains(l, "backgate_user") || strings.Contains(l, "remote") {
 			t.Errorf("forged %s reached the upstream", k)
 		}
 	}
