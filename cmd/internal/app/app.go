@@ -368,8 +368,13 @@ func (a *App) ready(ctx context.Context) error {
 // status is the revisions /readyz shows.
 func (a *App) status() string {
 	st := a.syncer.Status(a.now())
-	return fmt.Sprintf("policy_revision: %s\ncatalog_revision: %s\ncatalog_source: %s\ncatalog_last_success: %s\n",
+	out := fmt.Sprintf("policy_revision: %s\ncatalog_revision: %s\ncatalog_source: %s\ncatalog_last_success: %s\n",
 		a.engine.Revision(), a.engine.CatalogRevision(), st.Source, st.LastSuccess.UTC().Format(time.RFC3339))
+	if err := a.engine.LastError(); err != nil {
+		// The last good policy keeps serving; say why the change was refused.
+		out += fmt.Sprintf("policy_refused: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return out
 }
 
 // owners names who owns a service, for the 403 page.

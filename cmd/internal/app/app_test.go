@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/backgate/backgate/config"
+	"github.com/backgate/backgate/policy"
 	"github.com/backgate/backgate/proxy/auth/authtest"
 	"github.com/backgate/backgate/proxy/edgetoken"
 	"github.com/backgate/backgate/proxy/signer"
@@ -239,4 +241,93 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+type stepClock struct {
+	mu sync.Mutex
+	d  time.Duration
+}
+
+func (c *stepClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.d) }
+func (c *stepClock) Add(d time.Duration) { c.mu.Lock(); c.d += d; c.mu.Unlock() }
+
+// TestStaleCatalogAndRefusedPolicy: past catalog.max_staleness every decision
+// fails closed and /readyz says why; a policy change that does not compile
+// is refused, the last good policy keeps deciding, and /readyz names it.
+func TestStaleCatalogAndRefusedPolicy(t *testing.T) {
+	clk := &stepClock{}
+	idp := authtest.New(t, authtest.Options{Now: clk.Now})
+	dir := t.TempDir()
+	policyDir := filepath.Join(dir, "policy")
+	if err := os.CopyFS(policyDir, os.DirFS("../../../rego")); err != nil {
+		t.Fatal(err)
+	}
+	cat := filepath.Join(dir, "catalog.yaml")
+	os.WriteFile(cat, []byte(`apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: team}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: alice}
+spec: {profile: {email: alice@example.com}, memberOf: [team]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: svc}
+spec: {type: service, lifecycle: production, owner: team}
+`), 0o600)
+	cfgFile := filepath.Join(dir, "backgate.yaml")
+	os.WriteFile(cfgFile, []byte(fmt.Sprintf(`server: {external_url: "http://gate.localhost:1"}
+data_dir: %s
+oidc: {issuer: %s, client_id: %s, client_secret: {env: S}}
+catalog: {files: [%s], max_staleness: 10m}
+policy: {dir: %s}
+access: {disabled: true}
+`, filepath.Join(dir, "data"), idp.Issuer(), idp.ClientID(), cat, policyDir)), 0o600)
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{Stdout: io.Discard, Stderr: testWriter{t}, Getenv: func(string) string { return idp.ClientSecret() }}
+	a, err := Build(context.Background(), cfg, e, NewLogger(cfg.Log, testWriter{t}), Deps{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := policy.Input{User: policy.User{Subject: "a", Email: "alice@example.com"},
+		Route: policy.Route{Service: "component:default/svc", Environment: "staging"}}
+	decide := func() (policy.Decision, error) {
+		in.Time = clk.Now()
+		return staleGuard{a}.Decide(context.Background(), in)
+	}
+	if d, err := decide(); err != nil || !d.Allow {
+		t.Fatalf("fresh catalog: %+v %v", d, err)
+	}
+	if err := a.ready(context.Background()); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+
+	// A broken policy change: refused, the last good one keeps deciding.
+	authz := filepath.Join(policyDir, "authz.rego")
+	src, _ := os.ReadFile(authz)
+	os.WriteFile(authz, append(src, []byte("\nbroken if input.usr == 1\n")...), 0o600)
+	if err := a.engine.Reload(); err == nil {
+		t.Fatal("broken policy accepted")
+	}
+	if d, err := decide(); err != nil || !d.Allow {
+		t.Fatalf("after a refused reload: %+v %v", d, err)
+	}
+	if st := a.status(); !strings.Contains(st, "policy_refused: ") || !strings.Contains(st, "authz.rego:") {
+		t.Fatalf("/readyz status does not name the refused change:\n%s", st)
+	}
+
+	// The catalog goes stale: fail closed, and /readyz says so.
+	clk.Add(11 * time.Minute)
+	if d, err := decide(); err == nil || d.Allow {
+		t.Fatalf("stale catalog still decided: %+v %v", d, err)
+	}
+	if err := a.ready(context.Background()); err == nil || !strings.Contains(err.Error(), "catalog: stale") {
+		t.Fatalf("ready with a stale catalog: %v", err)
+	}
 }
