@@ -19,6 +19,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/backgate/backgate/policy/ireval"
 )
 
 // Errors callers may branch on.
@@ -67,6 +69,10 @@ type Options struct {
 	Now func() time.Time
 	// DecisionLog receives one JSON line per decision; nil disables it.
 	DecisionLog io.Writer
+	// TopdownOnly evaluates every decision with OPA's topdown evaluator
+	// instead of the planned program (package ireval). Tools that trace use
+	// topdown anyway; this is for comparing the two.
+	TopdownOnly bool
 }
 
 // compiledPolicy is one immutable, ready-to-serve policy version.
@@ -78,6 +84,9 @@ type compiledPolicy struct {
 	maxDur   preparedQuery
 	input    *inputBuilder
 	revision string
+	// fast evaluates DecisionQuery from OPA's plan of the same policy
+	// (package ireval); nil means topdown evaluates every decision.
+	fast *ireval.Program
 }
 
 // preparedQuery is a query compiled once per policy version: "result =
@@ -127,6 +136,8 @@ type Engine struct {
 	vcaches sync.Pool  // *vcache, reused across evaluations
 	reload  sync.Mutex // serialises Reload
 
+	topdownOnly bool
+
 	idPrefix string
 	idSeq    atomic.Uint64
 	cancel   topdown.Cancel // never cancelled; see Decide
@@ -142,10 +153,11 @@ var _ Authorizer = (*Engine)(nil)
 // (PolicyErrors, with file and line).
 func New(opts Options) (*Engine, error) {
 	e := &Engine{
-		log:    opts.Logger,
-		now:    opts.Now,
-		cancel: topdown.NewCancel(),
-		noop:   metrics.NoOp(),
+		log:         opts.Logger,
+		now:         opts.Now,
+		topdownOnly: opts.TopdownOnly,
+		cancel:      topdown.NewCancel(),
+		noop:        metrics.NoOp(),
 	}
 	e.vcaches.New = func() any { return newVCache() }
 	e.data.Store(newSnapshot(0, nil, nil, nil))
@@ -220,6 +232,16 @@ func (e *Engine) build() (*compiledPolicy, error) {
 			return nil, err
 		}
 	}
+	if e.topdownOnly {
+		return p, nil
+	}
+	fast, err := planQuery(context.Background(), src, DecisionQuery)
+	if err != nil {
+		// Not an error: topdown evaluates the same policy, only slower.
+		e.log.Info("policy decisions evaluated by topdown", "revision", p.revision, "reason", err.Error())
+		return p, nil
+	}
+	p.fast = fast
 	return p, nil
 }
 
@@ -387,7 +409,12 @@ func (e *Engine) decide(ctx context.Context, in Input, tracer topdown.QueryTrace
 	if in.Time.IsZero() {
 		in.Time = e.now()
 	}
-	v, err := e.eval(ctx, p, &p.decision, snap, p.input.build(&in, d.UserRef), in.Time, tracer)
+	var v ast.Value
+	if p.fast != nil && tracer == nil {
+		v, err = e.evalFast(ctx, p, snap, p.input.build(&in, d.UserRef), in.Time)
+	} else {
+		v, err = e.eval(ctx, p, &p.decision, snap, p.input.build(&in, d.UserRef), in.Time, tracer)
+	}
 	if err != nil {
 		return d, err
 	}
@@ -434,6 +461,21 @@ func (e *Engine) eval(ctx context.Context, p *compiledPolicy, pq *preparedQuery,
 		return nil, fmt.Errorf("%w: %s has %d results", ErrBadDecision, pq.ref, n)
 	}
 	return result, nil
+}
+
+// evalFast evaluates the decision with the planned program; same contract
+// as eval.
+func (e *Engine) evalFast(ctx context.Context, p *compiledPolicy, snap *snapshot, input ast.Value, at time.Time) (ast.Value, error) {
+	t, err := p.fast.Eval(ctx, ast.NewTerm(input), snap.rootTerm, at)
+	switch {
+	case errors.Is(err, ireval.ErrMultipleResults):
+		return nil, fmt.Errorf("%w: %s has more than one result", ErrBadDecision, DecisionQuery)
+	case err != nil:
+		return nil, fmt.Errorf("policy: evaluate %s: %w", DecisionQuery, err)
+	case t == nil:
+		return nil, fmt.Errorf("%w: %s", ErrUndefined, DecisionQuery)
+	}
+	return t.Value, nil
 }
 
 func (e *Engine) nextID() string {

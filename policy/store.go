@@ -24,6 +24,7 @@ type snapshot struct {
 	collection map[string]map[string]*ast.Term // data.catalog.<collection>[<ref>], for allocation-free reads
 	grants     ast.Object                      // data.grants, never nil
 	root       ast.Object                      // data, for whole-document reads
+	rootTerm   *ast.Term                       // root as a term (the planned evaluator's data)
 }
 
 // ID implements storage.Transaction.
@@ -60,6 +61,7 @@ func newSnapshot(id uint64, cat CatalogData, catalog ast.Object, grants ast.Obje
 		})
 	}
 	s.root = ast.NewObject(items...)
+	s.rootTerm = ast.NewTerm(s.root)
 	return s
 }
 

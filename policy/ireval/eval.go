@@ -1,0 +1,542 @@
+package ireval
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+)
+
+// ErrMultipleResults: the plan produced more than one distinct result.
+var ErrMultipleResults = errors.New("ireval: more than one result")
+
+var keyResult = ast.InternedTerm("result")
+
+// emptySet and emptyObject are the shared values of collections made by
+// MakeSetStmt and MakeObjectStmt until their first element; they are never
+// mutated.
+var (
+	emptySet    = ast.NewSet()
+	emptyObject = ast.NewObject()
+)
+
+// Eval runs the program with input and data and returns the value of the
+// entrypoint (the "result" binding of its single result), nil when it is
+// undefined. Errors are evaluation errors (conflicts, halting built-in
+// errors) or ErrMultipleResults; the caller must treat them as a denial.
+func (p *Program) Eval(ctx context.Context, input, data *ast.Term, now time.Time) (*ast.Term, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	st := p.state()
+	defer p.release(st)
+	st.bctx.Context = ctx
+	if p.needsTime {
+		st.bctx.Time = ast.NumberTerm(json.Number(strconv.FormatInt(now.UnixNano(), 10)))
+	}
+	st.stack = append(st.stack[:0], make([]*ast.Term, p.nlocals)...)
+	st.stack[0], st.stack[1] = input, data
+	for _, b := range p.plan {
+		if _, ret, err := st.exec(0, b); err != nil {
+			return nil, err
+		} else if ret {
+			break
+		}
+	}
+	var result *ast.Term
+	for _, r := range st.results {
+		obj, ok := r.Value.(ast.Object)
+		if !ok {
+			continue
+		}
+		v := obj.Get(keyResult)
+		if v == nil {
+			continue
+		}
+		if result != nil && result.Value.Compare(v.Value) != 0 {
+			return nil, ErrMultipleResults
+		}
+		result = v
+	}
+	return result, nil
+}
+
+// state is the scratch space of one evaluation, pooled per program.
+type state struct {
+	p        *Program
+	stack    []*ast.Term
+	memo     []*ast.Term
+	memoDone []bool
+	results  []*ast.Term
+	ret      *ast.Term
+	bctx     topdown.BuiltinContext
+	ops      []*ast.Term
+	out      *ast.Term
+	iter     func(*ast.Term) error
+	pathBuf  []byte
+	scans    []*scanFrame
+	depth    int
+}
+
+func (p *Program) state() *state {
+	if st, ok := p.states.Get().(*state); ok {
+		return st
+	}
+	st := &state{
+		p:        p,
+		stack:    make([]*ast.Term, 0, p.stackHint),
+		memo:     make([]*ast.Term, len(p.funcs)),
+		memoDone: make([]bool, len(p.funcs)),
+		ops:      make([]*ast.Term, 0, 8),
+	}
+	st.bctx.Cache = builtins.Cache{}
+	st.iter = func(t *ast.Term) error {
+		st.out = t
+		return nil
+	}
+	return st
+}
+
+func (p *Program) release(st *state) {
+	clear(st.stack[:cap(st.stack)])
+	clear(st.memo)
+	clear(st.memoDone)
+	clear(st.results)
+	st.results = st.results[:0]
+	st.ret, st.out = nil, nil
+	st.bctx.Context, st.bctx.Time, st.bctx.Location = nil, nil, nil
+	clear(st.bctx.Cache)
+	p.states.Put(st)
+}
+
+func (st *state) get(base int, o *operand) *ast.Term {
+	if o.local < 0 {
+		return o.term
+	}
+	return st.stack[base+int(o.local)]
+}
+
+// exec runs one block. It returns done == -1 when every statement was
+// defined and the block ran to its end, otherwise the number of enclosing
+// blocks still to leave (0: only this one, as for an undefined statement),
+// and ret when a ReturnLocalStmt ran.
+func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
+	for i := range b.stmts {
+		s := &b.stmts[i]
+		switch s.op {
+		case opNop:
+		case opBreak:
+			return int(s.n), false, nil
+		case opReturnLocal:
+			st.ret = st.stack[base+int(s.target)]
+			return 0, true, nil
+		case opAssignVar:
+			v := st.get(base, &s.a)
+			if v == nil {
+				return 0, false, nil
+			}
+			st.stack[base+int(s.target)] = v
+		case opAssignVarOnce:
+			v := st.get(base, &s.a)
+			if v == nil {
+				return 0, false, nil
+			}
+			cur := st.stack[base+int(s.target)]
+			if cur != nil && cur.Value.Compare(v.Value) != 0 {
+				return 0, false, &topdown.Error{Code: topdown.ConflictErr, Message: "complete rules must not produce multiple outputs", Location: s.loc}
+			}
+			st.stack[base+int(s.target)] = v
+		case opAssignInt, opMakeNumberInt, opMakeNumberRef, opMakeNull:
+			st.stack[base+int(s.target)] = s.term
+		case opMakeArray:
+			st.stack[base+int(s.target)] = ast.NewTerm(ast.NewArrayWithCapacity(int(s.n)))
+		case opMakeObject:
+			// Many collections stay empty (most deny rules never fire): they
+			// share one empty value until the first insert replaces it.
+			st.stack[base+int(s.target)] = &ast.Term{Value: emptyObject}
+		case opMakeSet:
+			st.stack[base+int(s.target)] = &ast.Term{Value: emptySet}
+		case opResetLocal:
+			st.stack[base+int(s.target)] = nil
+		case opIsDefined:
+			if st.stack[base+int(s.target)] == nil {
+				return 0, false, nil
+			}
+		case opIsUndefined:
+			if st.stack[base+int(s.target)] != nil {
+				return 0, false, nil
+			}
+		case opIsArray, opIsObject, opIsSet:
+			v := st.get(base, &s.a)
+			if v == nil {
+				return 0, false, nil
+			}
+			ok := false
+			switch v.Value.(type) {
+			case *ast.Array:
+				ok = s.op == opIsArray
+			case ast.Object:
+				ok = s.op == opIsObject
+			case ast.Set:
+				ok = s.op == opIsSet
+			}
+			if !ok {
+				return 0, false, nil
+			}
+		case opEqual, opNotEqual:
+			a, b := st.get(base, &s.a), st.get(base, &s.b)
+			if a == nil || b == nil {
+				return 0, false, nil
+			}
+			if eq := a.Value.Compare(b.Value) == 0; eq != (s.op == opEqual) {
+				return 0, false, nil
+			}
+		case opDot:
+			src, key := st.get(base, &s.a), st.get(base, &s.b)
+			if src == nil || key == nil {
+				return 0, false, nil
+			}
+			v := dot(src, key)
+			if v == nil {
+				return 0, false, nil
+			}
+			st.stack[base+int(s.target)] = v
+		case opLen:
+			v := st.get(base, &s.a)
+			if v == nil {
+				return 0, false, nil
+			}
+			n, err := length(v)
+			if err != nil {
+				return 0, false, err
+			}
+			st.stack[base+int(s.target)] = ast.InternedTerm(n)
+		case opArrayAppend:
+			v := st.get(base, &s.a)
+			t := st.stack[base+int(s.target)]
+			if v == nil || t == nil {
+				return 0, false, nil
+			}
+			arr, ok := t.Value.(*ast.Array)
+			if !ok {
+				return 0, false, fmt.Errorf("ireval: ArrayAppendStmt on %s", ast.ValueName(t.Value))
+			}
+			t.Value = arr.Append(v) // t was made by MakeArrayStmt in this evaluation
+		case opSetAdd:
+			v := st.get(base, &s.a)
+			t := st.stack[base+int(s.target)]
+			if v == nil || t == nil {
+				return 0, false, nil
+			}
+			set, ok := t.Value.(ast.Set)
+			if !ok {
+				return 0, false, fmt.Errorf("ireval: SetAddStmt on %s", ast.ValueName(t.Value))
+			}
+			if set == emptySet {
+				set = ast.NewSet()
+				t.Value = set
+			}
+			set.Add(v)
+		case opObjectInsert, opObjectInsertOnce:
+			k, v := st.get(base, &s.a), st.get(base, &s.b)
+			t := st.stack[base+int(s.target)]
+			if k == nil || v == nil || t == nil {
+				return 0, false, nil
+			}
+			obj, ok := t.Value.(ast.Object)
+			if !ok {
+				return 0, false, fmt.Errorf("ireval: ObjectInsertStmt on %s", ast.ValueName(t.Value))
+			}
+			if obj == emptyObject {
+				obj = ast.NewObject()
+				t.Value = obj
+			}
+			if s.op == opObjectInsertOnce {
+				if cur := obj.Get(k); cur != nil && cur.Value.Compare(v.Value) != 0 {
+					return 0, false, &topdown.Error{Code: topdown.ConflictErr, Message: "object keys must be unique", Location: s.loc}
+				}
+			}
+			obj.Insert(k, v)
+		case opResultSetAdd:
+			v := st.stack[base+int(s.target)]
+			if v == nil {
+				return 0, false, nil
+			}
+			if _, ok := v.Value.(ast.Object); !ok {
+				return 0, false, nil
+			}
+			st.results = append(st.results, v)
+		case opBlock:
+			for _, nb := range s.blocks {
+				d, ret, err := st.exec(base, nb)
+				if err != nil || ret {
+					return 0, ret, err
+				}
+				if d >= 1 {
+					return d - 1, false, nil
+				}
+			}
+		case opNot:
+			d, ret, err := st.exec(base, s.block)
+			if err != nil || ret {
+				return 0, ret, err
+			}
+			switch {
+			case d == -1: // the negated block is defined
+				return 0, false, nil
+			case d >= 1:
+				return d - 1, false, nil
+			}
+		case opScan:
+			d, ret, err := st.scan(base, s)
+			if err != nil || ret {
+				return 0, ret, err
+			}
+			if d >= 0 {
+				return d, false, nil
+			}
+		case opCall:
+			v, err := st.call(base, s)
+			if err != nil {
+				return 0, false, err
+			}
+			if v == nil {
+				return 0, false, nil
+			}
+			st.stack[base+int(s.target)] = v
+		case opCallDynamic:
+			fn, ok := st.dynamic(base, s)
+			if !ok {
+				return 0, false, nil
+			}
+			v, err := st.invoke(base, fn, s.args)
+			if err != nil {
+				return 0, false, err
+			}
+			if v == nil {
+				return 0, false, nil
+			}
+			st.stack[base+int(s.target)] = v
+		case opCallBuiltin:
+			v, err := st.builtin(base, s)
+			if err != nil {
+				return 0, false, err
+			}
+			if v == nil {
+				return 0, false, nil
+			}
+			st.stack[base+int(s.target)] = v
+		default:
+			return 0, false, fmt.Errorf("ireval: unknown opcode %d", s.op)
+		}
+	}
+	return -1, false, nil
+}
+
+var errStopScan = errors.New("stop scan")
+
+// scanFrame holds one active ScanStmt; frames are reused across
+// evaluations, so iterating objects and sets allocates no closures.
+type scanFrame struct {
+	st       *state
+	base     int
+	s        *stmt
+	out      int
+	ret      bool
+	objBody  func(k, v *ast.Term) error
+	elemBody func(t *ast.Term) error
+}
+
+func (fr *scanFrame) body(k, v *ast.Term) error {
+	st, s := fr.st, fr.s
+	st.stack[fr.base+int(s.key)], st.stack[fr.base+int(s.value)] = k, v
+	d, r, err := st.exec(fr.base, s.block)
+	switch {
+	case err != nil:
+		return err
+	case r:
+		fr.ret = true
+		return errStopScan
+	case d == 1:
+		return errStopScan
+	case d >= 2:
+		fr.out = d - 2
+		return errStopScan
+	}
+	return nil
+}
+
+func (fr *scanFrame) elem(t *ast.Term) error { return fr.body(t, t) }
+
+// scan runs the body for each element of the source. It returns -1 to
+// continue after the scan, or the number of blocks the containing block
+// must still leave. In the body, a break of 0 moves to the next element and
+// a break of 1 leaves the scan, as in OPA's Wasm compiler.
+func (st *state) scan(base int, s *stmt) (int, bool, error) {
+	src := st.stack[base+int(s.target)]
+	if src == nil {
+		return 0, false, nil
+	}
+	if st.depth == len(st.scans) {
+		fr := &scanFrame{st: st}
+		fr.objBody, fr.elemBody = fr.body, fr.elem
+		st.scans = append(st.scans, fr)
+	}
+	fr := st.scans[st.depth]
+	st.depth++
+	defer func() { st.depth-- }()
+	fr.base, fr.s, fr.out, fr.ret = base, s, -1, false
+	var err error
+	switch c := src.Value.(type) {
+	case *ast.Array:
+		for i := range c.Len() {
+			if err = fr.body(ast.InternedTerm(i), c.Elem(i)); err != nil {
+				break
+			}
+		}
+	case ast.Object:
+		err = c.Iter(fr.objBody)
+	case ast.Set:
+		err = c.Iter(fr.elemBody)
+	}
+	out, ret := fr.out, fr.ret
+	fr.s = nil
+	if err != nil && err != errStopScan {
+		return 0, false, err
+	}
+	return out, ret, nil
+}
+
+func dot(src, key *ast.Term) *ast.Term {
+	switch c := src.Value.(type) {
+	case ast.Object:
+		return c.Get(key)
+	case *ast.Array:
+		n, ok := key.Value.(ast.Number)
+		if !ok {
+			return nil
+		}
+		i, ok := n.Int()
+		if !ok || i < 0 || i >= c.Len() {
+			return nil
+		}
+		return c.Elem(i)
+	case ast.Set:
+		if c.Contains(key) {
+			return key
+		}
+	}
+	return nil
+}
+
+func length(t *ast.Term) (int, error) {
+	switch c := t.Value.(type) {
+	case *ast.Array:
+		return c.Len(), nil
+	case ast.Object:
+		return c.Len(), nil
+	case ast.Set:
+		return c.Len(), nil
+	case ast.String:
+		return utf8.RuneCountInString(string(c)), nil
+	}
+	return 0, fmt.Errorf("ireval: LenStmt on %s", ast.ValueName(t.Value))
+}
+
+func (st *state) call(base int, s *stmt) (*ast.Term, error) {
+	return st.invoke(base, s.fn, s.args)
+}
+
+// invoke calls plan function fn with args read from the caller's frame.
+func (st *state) invoke(base int, fn int32, args []operand) (*ast.Term, error) {
+	f := st.p.funcs[fn]
+	if f.memo && st.memoDone[fn] {
+		return st.memo[fn], nil
+	}
+	if len(args) != len(f.params) {
+		return nil, fmt.Errorf("ireval: %s called with %d arguments, wants %d", f.name, len(args), len(f.params))
+	}
+	for i := range args {
+		if st.get(base, &args[i]) == nil {
+			return nil, nil
+		}
+	}
+	nb := len(st.stack)
+	st.stack = append(st.stack, make([]*ast.Term, f.nlocals)...)
+	for i := range args {
+		st.stack[nb+int(f.params[i])] = st.get(base, &args[i])
+	}
+	var result *ast.Term
+	for _, b := range f.blocks {
+		_, ret, err := st.exec(nb, b)
+		if err != nil {
+			return nil, err
+		}
+		if ret {
+			result = st.ret
+			st.ret = nil
+			break
+		}
+	}
+	clear(st.stack[nb:])
+	st.stack = st.stack[:nb]
+	if f.memo {
+		st.memo[fn], st.memoDone[fn] = result, true
+	}
+	return result, nil
+}
+
+func (st *state) dynamic(base int, s *stmt) (int32, bool) {
+	buf := st.pathBuf[:0]
+	for i := range s.path {
+		t := st.get(base, &s.path[i])
+		if t == nil {
+			return 0, false
+		}
+		str, ok := t.Value.(ast.String)
+		if !ok {
+			return 0, false
+		}
+		if i > 0 {
+			buf = append(buf, '.')
+		}
+		buf = append(buf, str...)
+	}
+	st.pathBuf = buf
+	fn, ok := st.p.byPath[string(buf)]
+	return fn, ok
+}
+
+func (st *state) builtin(base int, s *stmt) (*ast.Term, error) {
+	ops := st.ops[:0]
+	for i := range s.args {
+		t := st.get(base, &s.args[i])
+		if t == nil {
+			return nil, nil
+		}
+		ops = append(ops, t)
+	}
+	st.ops = ops
+	st.out = nil
+	st.bctx.Location = s.loc
+	err := s.bi.f(st.bctx, ops, st.iter)
+	clear(ops)
+	if err != nil {
+		var h topdown.Halt
+		if errors.As(err, &h) {
+			return nil, h.Err
+		}
+		// Like topdown without strict built-in errors: the call is undefined.
+		return nil, nil
+	}
+	out := st.out
+	st.out = nil
+	return out, nil
+}

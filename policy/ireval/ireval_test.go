@@ -1,0 +1,207 @@
+package ireval_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/compile"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/backgate/backgate/policy/ireval"
+)
+
+// plan compiles module with OPA's planner for entry (e.g. "t/out").
+func plan(t *testing.T, module, entry string) (*ireval.Program, error) {
+	t.Helper()
+	m, err := ast.ParseModuleWithOpts("t.rego", module, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	b := &bundle.Bundle{Data: map[string]any{}, Modules: []bundle.ModuleFile{{URL: "t.rego", Path: "t.rego", Raw: []byte(module), Parsed: m}}}
+	c := compile.New().WithTarget(compile.TargetPlan).WithEntrypoints(entry).WithBundle(b).WithRegoVersion(ast.RegoV1)
+	if err := c.Build(context.Background()); err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	return ireval.Compile(c.Bundle().PlanModules[0].Raw, entry)
+}
+
+// topdown evaluates data.<entry> with OPA's reference evaluator.
+func topdown(t *testing.T, module, entry string, input, data map[string]any) (*ast.Term, error) {
+	t.Helper()
+	r := rego.New(
+		rego.Query("data."+strings.ReplaceAll(entry, "/", ".")),
+		rego.Module("t.rego", module),
+		rego.Store(inmem.NewFromObject(data)),
+		rego.SetRegoVersion(ast.RegoV1),
+	)
+	pq, err := r.PrepareForEval(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	rs, err := pq.Eval(context.Background(), rego.EvalInput(input), rego.EvalSortSets(true))
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	v, err := ast.InterfaceToValue(rs[0].Expressions[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ast.NewTerm(v), nil
+}
+
+func evalPlanned(t *testing.T, p *ireval.Program, input, data map[string]any) (*ast.Term, error) {
+	t.Helper()
+	in, err := ast.InterfaceToValue(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ast.InterfaceToValue(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Eval(context.Background(), ast.NewTerm(in), ast.NewTerm(d), time.Unix(1700000000, 0))
+}
+
+var testData = map[string]any{
+	"users": map[string]any{
+		"alice": map[string]any{"groups": []any{"a", "b"}, "age": 30, "tags": map[string]any{"x": 1}},
+		"bob":   map[string]any{"groups": []any{}, "age": 17.5},
+	},
+	"list":  []any{3, 1, 2, "two", nil, true},
+	"empty": map[string]any{},
+}
+
+var inputs = []map[string]any{
+	{"user": "alice", "n": 3, "env": "dev", "groups": []any{"x", "a"}},
+	{"user": "bob", "n": 0, "env": "prod"},
+	{"user": "nobody", "n": -1.5, "env": 7},
+	{},
+	{"user": []any{"alice"}, "n": "3", "env": nil, "groups": map[string]any{"a": true}},
+}
+
+// Each policy is evaluated by both evaluators on every input; results (or
+// the fact of an error) must be identical.
+func TestMatchesTopdown(t *testing.T) {
+	policies := []struct{ name, module string }{
+		{"complete and else", `package t
+out := "adult" if data.users[input.user].age >= 18
+else := "minor" if data.users[input.user]
+else := "unknown"`},
+		{"partial set with some-in and not", `package t
+out contains g if { some g in data.users[input.user].groups; not g == "b" }
+out contains concat("-", ["env", input.env]) if is_string(input.env)`},
+		{"object rule and comprehensions", `package t
+out := {
+	"arr": [x | some x in data.list; is_number(x); x > 1],
+	"set": {x | some x in data.list},
+	"obj": {k: count(v.groups) | some k, v in data.users},
+	"n": count(data.list),
+	"sum": sum([x | some x in data.list; is_number(x)]),
+}`},
+		{"functions with arguments", `package t
+member(u, g) if g in data.users[u].groups
+member(u, g) if { some ig in input.groups; ig == g; data.users[u] }
+out := [g | some g in ["a", "b", "x", "z"]; member(input.user, g)]`},
+		{"every and negation", `package t
+default out := false
+out if {
+	every g in data.users[input.user].groups { startswith(g, "a") }
+	not input.blocked
+}`},
+		{"ref head rules and dynamic lookup", `package t
+model["dev"] := "open"
+model["prod"] := sprintf("closed for %s", [input.user])
+out := model[input.env]`},
+		{"sprintf, concat, sort, time", `package t
+out := sprintf("%s has %d groups (%s) at %s", [
+	input.user, count(data.users[input.user].groups),
+	concat(",", sort(data.users[input.user].groups)), time.format(0),
+])`},
+		{"conflict is an error", `package t
+out := 1 if input.n >= 0
+out := 2 if input.n >= 0`},
+		{"builtin error is undefined", `package t
+out := x if { x := to_number(input.user) }
+else := "not a number"`},
+		{"arrays, indexes and objects", `package t
+out := {"first": data.list[0], "third": data.list[2], "missing": object.get(data.users, ["carol", "age"], "none"), "keys": {k | some k, _ in data.users}}`},
+		{"numbers", `package t
+out := [input.n + 1, input.n * 2, input.n / 2, input.n == 3.0, abs(input.n)] if is_number(input.n)`},
+		{"undefined result", `package t
+out := 1 if input.nothing`},
+		{"nested breaks", `package t
+out contains x if {
+	some u, v in data.users
+	some g in v.groups
+	x := concat(":", [u, g])
+	not input.skip[x]
+}`},
+	}
+	for _, tc := range policies {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := plan(t, tc.module, "t/out")
+			if err != nil {
+				t.Fatalf("compile: %v", err)
+			}
+			for i, in := range inputs {
+				want, wantErr := topdown(t, tc.module, "t/out", in, testData)
+				got, gotErr := evalPlanned(t, p, in, testData)
+				if (wantErr != nil) != (gotErr != nil) {
+					t.Fatalf("input %d: error topdown=%v planned=%v", i, wantErr, gotErr)
+				}
+				if wantErr != nil {
+					continue
+				}
+				if (want == nil) != (got == nil) || (want != nil && !sameJSON(t, want, got)) {
+					t.Fatalf("input %d: topdown=%v planned=%v", i, want, got)
+				}
+			}
+		})
+	}
+}
+
+func TestUnsupportedIsReported(t *testing.T) {
+	for name, module := range map[string]string{
+		"with":      "package t\nf := input.x\nout := x if { x := f with input.x as 1 }",
+		"http.send": "package t\nout := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:1\"})",
+	} {
+		if _, err := plan(t, module, "t/out"); !errors.Is(err, ireval.ErrUnsupported) {
+			t.Errorf("%s: err = %v, want ErrUnsupported", name, err)
+		}
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	p, err := plan(t, "package t\nout := 1", "t/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := p.Eval(ctx, ast.NullTerm(), ast.ObjectTerm(), time.Now()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// sameJSON compares as OPA's result API does: sets become sorted arrays.
+func sameJSON(t *testing.T, want, got *ast.Term) bool {
+	t.Helper()
+	g, err := ast.JSONWithOpt(got.Value, ast.JSONOpt{SortSets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gv, err := ast.InterfaceToValue(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want.Value.Compare(gv) == 0
+}

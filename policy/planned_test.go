@@ -1,0 +1,119 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// plannedPair returns two engines on the same policy, catalog and grants:
+// one deciding with the planned program (package ireval), one with topdown.
+func plannedPair(t testing.TB) (fast, ref *Engine) {
+	t.Helper()
+	fast = newTestEngine(t, Options{})
+	ref = newTestEngine(t, Options{TopdownOnly: true})
+	if fast.policy.Load().fast == nil {
+		t.Fatal("the shipped policy is not evaluated by the planned program")
+	}
+	if ref.policy.Load().fast != nil {
+		t.Fatal("TopdownOnly engine has a planned program")
+	}
+	const pet = "component:default/petstore"
+	grants := []Grant{
+		{ID: "g-1", User: uref("carol"), Service: pet, Environment: "prod", ExpiresAt: t0.Add(time.Hour), ApprovedBy: []string{uref("alice"), uref("sam")}},
+		{ID: "g-2", User: uref("carol"), Service: pet, Environment: "prod", ExpiresAt: t0.Add(2 * time.Hour), ApprovedBy: []string{uref("alice")}},
+		{ID: "g-too-long", User: uref("gina"), Service: pet, Environment: "prod", ExpiresAt: t0.Add(5 * time.Hour)},
+		{ID: "g-expired", User: uref("gina"), Service: pet, Environment: "staging", ExpiresAt: t0.Add(-time.Minute)},
+		{ID: "g-staging", User: uref("bob"), Service: pet, Environment: "staging", ExpiresAt: t0.Add(time.Hour)},
+		{ID: "g-suspended", User: uref("frank"), Service: pet, Environment: "dev", ExpiresAt: t0.Add(time.Hour)},
+	}
+	for _, e := range []*Engine{fast, ref} {
+		if err := e.SetData(smallCatalog("rev-1"), grants); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fast, ref
+}
+
+func sameDecision(t testing.TB, label string, fast, ref *Engine, in Input) {
+	t.Helper()
+	got, gerr := fast.Decide(context.Background(), in)
+	want, werr := ref.Decide(context.Background(), in)
+	got.ID, want.ID = "", ""
+	if (gerr != nil) != (werr != nil) {
+		t.Fatalf("%s: planned error %v, topdown error %v", label, gerr, werr)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s:\nplanned %+v\ntopdown %+v", label, got, want)
+	}
+}
+
+// TestPlannedMatchesTopdown: for every combination of user, service,
+// environment and time over the fixture catalog and grants, the planned
+// program decides exactly what topdown decides: allow, rules, reasons and
+// grant.
+func TestPlannedMatchesTopdown(t *testing.T) {
+	fast, ref := plannedPair(t)
+	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "gina", "olivia", "sam", "mallory"}
+	services := []string{"component:default/petstore", "component:default/toolbox", "resource:default/orders-db",
+		"API:default/petstore-api", "component:default/missing", ""}
+	envs := []string{"dev", "staging", "prod", "qa", ""}
+	n, allowed := 0, 0
+	for _, u := range users {
+		for _, s := range services {
+			for _, env := range envs {
+				for _, at := range []time.Time{t0, t0.Add(90 * time.Minute), t0.Add(3 * time.Hour)} {
+					for _, idp := range [][]string{nil, {"okta-sre-oncall"}, {"unknown"}} {
+						in := req(u, s, env)
+						in.Time, in.User.Groups = at, idp
+						sameDecision(t, fmt.Sprintf("%s %s %s %s %v", u, s, env, at.Format(time.Kitchen), idp), fast, ref, in)
+						if d, _ := fast.Decide(context.Background(), in); d.Allow {
+							allowed++
+						}
+						n++
+					}
+				}
+			}
+		}
+	}
+	// Both outcomes are exercised, or the comparison proves little.
+	if allowed == 0 || allowed == n {
+		t.Fatalf("%d of %d decisions allowed", allowed, n)
+	}
+	t.Logf("%d decisions compared, %d allowed", n, allowed)
+	// No catalog at all: both deny the same way.
+	empty, emptyRef := newTestEngine(t, Options{}), newTestEngine(t, Options{TopdownOnly: true})
+	sameDecision(t, "no catalog", empty, emptyRef, req("alice", "component:default/petstore", "dev"))
+}
+
+// FuzzPlannedMatchesTopdown: arbitrary identities, services, environments
+// and IdP groups get the same decision from both evaluators.
+func FuzzPlannedMatchesTopdown(f *testing.F) {
+	f.Add("sub-alice", "alice@acme.example", "alice", "component:default/petstore", "staging", "okta-sre-oncall", int64(0))
+	f.Add("", "", "", "", "", "", int64(-1))
+	f.Add("sub-gina", "GINA@acme.example", "gina", "component:default/petstore", "prod", "okta-sre-oncall", int64(3600))
+	f.Add("sub-bob", "bob@acme.example", "bob", "Component:Default/Petstore", "staging", "", int64(7200))
+	fast, ref := plannedPair(f)
+	f.Fuzz(func(t *testing.T, sub, email, username, service, env, group string, offset int64) {
+		in := req("x", service, env)
+		in.User = User{Subject: sub, Email: email, Username: username, Issuer: "https://idp.example"}
+		if group != "" {
+			in.User.Groups = []string{group}
+		}
+		in.Time = t0.Add(time.Duration(offset%(48*3600)) * time.Second)
+		sameDecision(t, "fuzz", fast, ref, in)
+	})
+}
+
+// BenchmarkDecideTopdown is BenchmarkDecide with the planned program
+// switched off: the baseline the planned program is measured against.
+func BenchmarkDecideTopdown(b *testing.B) {
+	bigOnce.Do(func() { bigCat = bigCatalog("big-1") })
+	e := newTestEngine(b, Options{TopdownOnly: true})
+	if err := e.SetCatalog(bigCat); err != nil {
+		b.Fatal(err)
+	}
+	benchDecide(b, e)
+}
