@@ -23,6 +23,18 @@ type converter struct {
 	content map[uint64][]contentMemo // string arrays by content
 	seed    maphash.Seed
 	items   [][2]*ast.Term // scratch for object items
+	slab    []ast.Term     // terms are carved from blocks: fewer heap objects for the GC to visit
+}
+
+// newTerm returns a term for v from the current block of terms.
+func (c *converter) newTerm(v ast.Value) *ast.Term {
+	if len(c.slab) == 0 {
+		c.slab = make([]ast.Term, 1024)
+	}
+	t := &c.slab[0]
+	c.slab = c.slab[1:]
+	t.Value = v
+	return t
 }
 
 type arrayMemo struct {
@@ -83,7 +95,7 @@ func (c *converter) str(s string) *ast.Term {
 	if t, ok := c.strings[s]; ok {
 		return t
 	}
-	t := ast.StringTerm(s)
+	t := c.newTerm(ast.String(s))
 	c.strings[s] = t
 	return t
 }
@@ -93,11 +105,16 @@ func (c *converter) term(v any) (*ast.Term, error) {
 	case string:
 		return c.str(x), nil
 	case map[string]any:
+		if len(x) == 0 {
+			// Most entities have no annotations: one shared empty object
+			// instead of one (a map and three slices) per entity.
+			return emptyObjectTerm, nil
+		}
 		o, err := c.object(x)
 		if err != nil {
 			return nil, err
 		}
-		return ast.NewTerm(o), nil
+		return c.newTerm(o), nil
 	case []any:
 		if len(x) == 0 {
 			return emptyArray, nil
@@ -125,7 +142,7 @@ func (c *converter) term(v any) (*ast.Term, error) {
 			}
 			elems[i] = t
 		}
-		t := ast.ArrayTerm(elems...)
+		t := c.newTerm(ast.NewArray(elems...))
 		c.arrays[&x[0]] = arrayMemo{len(x), t}
 		if strs {
 			c.content[h] = append(c.content[h], contentMemo{x, t})
@@ -178,6 +195,10 @@ func (c *converter) object(m map[string]any) (ast.Object, error) {
 	c.items = c.items[:start]
 	return o, nil
 }
+
+// emptyObjectTerm is the shared value of every empty object in a catalog;
+// catalog values are never mutated.
+var emptyObjectTerm = ast.ObjectTerm()
 
 // catalogValue converts a catalog document (the data.catalog shape) to an
 // ast.Object.

@@ -110,10 +110,5 @@ func FuzzPlannedMatchesTopdown(f *testing.F) {
 // BenchmarkDecideTopdown is BenchmarkDecide with the planned program
 // switched off: the baseline the planned program is measured against.
 func BenchmarkDecideTopdown(b *testing.B) {
-	bigOnce.Do(func() { bigCat = bigCatalog("big-1") })
-	e := newTestEngine(b, Options{TopdownOnly: true})
-	if err := e.SetCatalog(bigCat); err != nil {
-		b.Fatal(err)
-	}
-	benchDecide(b, e)
+	benchDecide(b, decideEngine(b, Options{TopdownOnly: true}), 10000)
 }

@@ -52,6 +52,7 @@ const (
 	opReturnLocal
 	opScan
 	opSetAdd
+	opAssignConst // a collection literal folded at compile time (foldLiterals)
 )
 
 // operand is a local (local >= 0) or a constant term.
@@ -254,7 +255,83 @@ func (c *compiler) block(b *ir.Block) (*block, error) {
 		}
 		out.stmts = append(out.stmts, cs)
 	}
+	out.stmts = foldLiterals(out.stmts)
 	return out, nil
+}
+
+// constLoc marks terms built at compile time and shared by every
+// evaluation; statements that add to a collection copy such a term first.
+var constLoc = &ast.Location{File: "ireval constant"}
+
+// foldLiterals rewrites a collection literal whose elements are all
+// constants (MakeSetStmt followed by SetAddStmts of string or boolean
+// constants, and the same for arrays and objects) into one assignment of a
+// value built here, and gives the others a capacity hint: the number of
+// elements added right after they are made.
+func foldLiterals(in []stmt) []stmt {
+	out := in[:0]
+	for i := 0; i < len(in); i++ {
+		s := in[i]
+		var add opcode
+		switch s.op {
+		case opMakeSet:
+			add = opSetAdd
+		case opMakeArray:
+			add = opArrayAppend
+		case opMakeObject:
+			add = opObjectInsert
+		default:
+			out = append(out, s)
+			continue
+		}
+		n, constant := 0, true
+		for j := i + 1; j < len(in); j++ {
+			a := &in[j]
+			if a.target != s.target || (a.op != add && !(add == opObjectInsert && a.op == opObjectInsertOnce)) {
+				break
+			}
+			n++
+			constant = constant && a.a.local < 0 && (add != opObjectInsert || a.b.local < 0)
+		}
+		if n == 0 || !constant {
+			s.n = max(s.n, int64(n))
+			out = append(out, s)
+			continue
+		}
+		adds := in[i+1 : i+1+n]
+		var v ast.Value
+		switch s.op {
+		case opMakeSet:
+			set := ast.NewSetWithCapacity(n)
+			for _, a := range adds {
+				set.Add(a.a.term)
+			}
+			v = set
+		case opMakeArray:
+			elems := make([]*ast.Term, n)
+			for k, a := range adds {
+				elems[k] = a.a.term
+			}
+			v = ast.NewArray(elems...)
+		case opMakeObject:
+			obj, dup := ast.NewObjectWithCapacity(n), false
+			for _, a := range adds {
+				if cur := obj.Get(a.a.term); cur != nil && !cur.Equal(a.b.term) {
+					dup = true // a conflict (ObjectInsertOnce) must happen at run time
+				}
+				obj.Insert(a.a.term, a.b.term)
+			}
+			if dup {
+				s.n = int64(n)
+				out = append(out, s)
+				continue
+			}
+			v = obj
+		}
+		out = append(out, stmt{op: opAssignConst, target: s.target, term: &ast.Term{Value: v, Location: constLoc}})
+		i += n
+	}
+	return out
 }
 
 func (c *compiler) stmt(s ir.Stmt) (stmt, error) {

@@ -153,16 +153,24 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 				return 0, false, &topdown.Error{Code: topdown.ConflictErr, Message: "complete rules must not produce multiple outputs", Location: s.loc}
 			}
 			st.stack[base+int(s.target)] = v
-		case opAssignInt, opMakeNumberInt, opMakeNumberRef, opMakeNull:
+		case opAssignInt, opMakeNumberInt, opMakeNumberRef, opMakeNull, opAssignConst:
 			st.stack[base+int(s.target)] = s.term
 		case opMakeArray:
 			st.stack[base+int(s.target)] = ast.NewTerm(ast.NewArrayWithCapacity(int(s.n)))
 		case opMakeObject:
-			// Many collections stay empty (most deny rules never fire): they
-			// share one empty value until the first insert replaces it.
-			st.stack[base+int(s.target)] = &ast.Term{Value: emptyObject}
+			// Collections filled later (in a scan, or never: most deny rules
+			// do not fire) share one empty value until the first insert.
+			if s.n > 0 {
+				st.stack[base+int(s.target)] = ast.NewTerm(ast.NewObjectWithCapacity(int(s.n)))
+			} else {
+				st.stack[base+int(s.target)] = &ast.Term{Value: emptyObject}
+			}
 		case opMakeSet:
-			st.stack[base+int(s.target)] = &ast.Term{Value: emptySet}
+			if s.n > 0 {
+				st.stack[base+int(s.target)] = ast.NewTerm(ast.NewSetWithCapacity(int(s.n)))
+			} else {
+				st.stack[base+int(s.target)] = &ast.Term{Value: emptySet}
+			}
 		case opResetLocal:
 			st.stack[base+int(s.target)] = nil
 		case opIsDefined:
@@ -228,6 +236,11 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			if !ok {
 				return 0, false, fmt.Errorf("ireval: ArrayAppendStmt on %s", ast.ValueName(t.Value))
 			}
+			if t.Location == constLoc {
+				t = &ast.Term{Value: arr.Copy()}
+				st.stack[base+int(s.target)] = t
+				arr = t.Value.(*ast.Array)
+			}
 			t.Value = arr.Append(v) // t was made by MakeArrayStmt in this evaluation
 		case opSetAdd:
 			v := st.get(base, &s.a)
@@ -239,7 +252,12 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			if !ok {
 				return 0, false, fmt.Errorf("ireval: SetAddStmt on %s", ast.ValueName(t.Value))
 			}
-			if set == emptySet {
+			switch {
+			case t.Location == constLoc: // shared by all evaluations: copy
+				set = set.Copy()
+				t = &ast.Term{Value: set}
+				st.stack[base+int(s.target)] = t
+			case set == emptySet: // this evaluation's term: fill in place
 				set = ast.NewSet()
 				t.Value = set
 			}
@@ -254,7 +272,12 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			if !ok {
 				return 0, false, fmt.Errorf("ireval: ObjectInsertStmt on %s", ast.ValueName(t.Value))
 			}
-			if obj == emptyObject {
+			switch {
+			case t.Location == constLoc:
+				obj = obj.Copy()
+				t = &ast.Term{Value: obj}
+				st.stack[base+int(s.target)] = t
+			case obj == emptyObject:
 				obj = ast.NewObject()
 				t.Value = obj
 			}

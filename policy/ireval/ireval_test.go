@@ -136,6 +136,14 @@ else := "not a number"`},
 out := {"first": data.list[0], "third": data.list[2], "missing": object.get(data.users, ["carol", "age"], "none"), "keys": {k | some k, _ in data.users}}`},
 		{"numbers", `package t
 out := [input.n + 1, input.n * 2, input.n / 2, input.n == 3.0, abs(input.n)] if is_number(input.n)`},
+		{"constant and mixed literals", `package t
+envs := {"dev", "staging", "prod"}
+out := {
+	"s": {"a", "b"}, "o": {"k": "v", "n": true}, "a": ["x", "y"],
+	"mixed": {"a", input.env}, "arr": ["x", input.user], "obj": {"k": input.n},
+	"in": input.env in {"dev", "staging"}, "union": envs | {input.env},
+	"grown": [x | some x in ["p", "q"]], "dup": {"k": "v", "k2": "v"},
+}`},
 		{"undefined result", `package t
 out := 1 if input.nothing`},
 		{"nested breaks", `package t
