@@ -177,7 +177,9 @@ type inputBuilder struct {
 	mu     sync.Mutex
 }
 
-const maxCachedRoutes = 4096
+// maxCachedRoutes bounds the route cache: enough for a catalog that gives
+// each of 10,000 components a route in several environments.
+const maxCachedRoutes = 32768
 
 func newInputBuilder(use *inputUse) *inputBuilder {
 	b := &inputBuilder{use: use}
