@@ -60,6 +60,17 @@ type Server struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 32 KiB
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // default 20s
+	// GCPercent is the Go garbage collector's GOGC for the serving process,
+	// default 400: most of backgate's heap is the catalog, which lives until
+	// the next sync, and with Go's default of 100 every request pays for
+	// marking it again each time the heap grows by its size. -1 turns the
+	// proportional collector off (memory_limit_mb then decides). The GOGC
+	// environment variable, when set, wins.
+	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimitMB is a soft limit on the Go heap (GOMEMLIMIT) in MiB; 0 is
+	// none. Near it the collector runs as often as needed to stay below.
+	// The GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 }
 
 // ServerTLS is the certificate backgate serves.

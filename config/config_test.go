@@ -57,6 +57,8 @@ func TestDefaults(t *testing.T) {
 		{"mapping", strings.Join(c.Catalog.IdentityMapping, ","), "email,name"},
 		{"idle conns", c.Upstream.MaxIdleConnsPerHost, 256},
 		{"watch", *c.Policy.Watch, false},
+		{"gc percent", c.Server.GCPercent, 400},
+		{"memory limit", c.Server.MemoryLimitMB, 0},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -102,6 +104,9 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"secret env name", `{env: SECRET}=>{env: "A-B"}`, `oidc.client_secret.env: "A-B" is not an environment variable name`},
 		{"alg none", `client_id: backgate=>client_id: backgate, allowed_algs: [none]`, `oidc.allowed_algs[0]: "none" is not an allowed signing algorithm`},
 		{"no client id", `client_id: backgate=>client_id: ""`, `oidc.client_id: required`},
+		{"gc percent", `external_url: "https://backgate.corp.example"=>external_url: "https://backgate.corp.example", gc_percent: 10`, `server.gc_percent: 10 must be -1 (off) or between 50 and 10000`},
+		{"gc off without limit", `external_url: "https://backgate.corp.example"=>external_url: "https://backgate.corp.example", gc_percent: -1`, `server.gc_percent: -1 (off) needs server.memory_limit_mb`},
+		{"memory limit", `external_url: "https://backgate.corp.example"=>external_url: "https://backgate.corp.example", memory_limit_mb: 8`, `server.memory_limit_mb: 8 must be 0 (no limit) or at least 64`},
 		{"strip header name", "routes:=>signing: {strip_headers: [\"X Remote User\"]}\nroutes:", `signing.strip_headers[0]: "X Remote User" is not an HTTP header name`},
 	}
 	for _, tt := range tests {

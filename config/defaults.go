@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// DefaultGCPercent is server.gc_percent when unset.
+const DefaultGCPercent = 400
+
 // Defaults fills every unset optional field. It is the only place defaults
 // are written; the README's reference is generated from the same values.
 func (c *Config) Defaults() {
@@ -20,6 +23,9 @@ func (c *Config) Defaults() {
 	setDur(&s.ShutdownTimeout, 20*time.Second)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 32 << 10
+	}
+	if s.GCPercent == 0 {
+		s.GCPercent = DefaultGCPercent
 	}
 	if c.DataDir == "" {
 		c.DataDir = "/var/lib/backgate"

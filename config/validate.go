@@ -66,6 +66,15 @@ func (c *Config) Validate() error {
 	if s.MaxHeaderBytes < 4096 || s.MaxHeaderBytes > 1<<20 {
 		e.add("server.max_header_bytes", "%d must be between 4096 and 1048576", s.MaxHeaderBytes)
 	}
+	if s.GCPercent != -1 && (s.GCPercent < 50 || s.GCPercent > 10000) {
+		e.add("server.gc_percent", "%d must be -1 (off) or between 50 and 10000", s.GCPercent)
+	}
+	if s.MemoryLimitMB != 0 && s.MemoryLimitMB < 64 {
+		e.add("server.memory_limit_mb", "%d must be 0 (no limit) or at least 64", s.MemoryLimitMB)
+	}
+	if s.GCPercent == -1 && s.MemoryLimitMB == 0 {
+		e.add("server.gc_percent", "-1 (off) needs server.memory_limit_mb, or the heap grows without bound")
+	}
 	positive(&e, "server.read_header_timeout", s.ReadHeaderTimeout)
 	positive(&e, "server.idle_timeout", s.IdleTimeout)
 	positive(&e, "server.shutdown_timeout", s.ShutdownTimeout)

@@ -34,7 +34,11 @@ type benchOptions struct {
 	NoCache     bool // no decision cache: evaluate the policy per request
 	DecisionLog bool
 	CPUProfile  string
-	Progress    io.Writer // one line per run; nil for none
+	// BareGCPercent is the bare proxy's GOGC: 100 (Go's default, what a
+	// plain Go proxy runs with) unless --bare-gc-percent says otherwise.
+	// backgate runs with its configuration default, server.gc_percent.
+	BareGCPercent int
+	Progress      io.Writer // one line per run; nil for none
 }
 
 // Names of the two targets.
@@ -104,7 +108,11 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 	if err != nil {
 		return nil, err
 	}
-	bare, err := start("bare", bareLn, 30*time.Second, "--upstream="+upstreamURL)
+	bareArgs := []string{"--upstream=" + upstreamURL, fmt.Sprintf("--gc-percent=%d", o.BareGCPercent)}
+	if o.CPUProfile != "" {
+		bareArgs = append(bareArgs, "--cpuprofile="+o.CPUProfile+".bare")
+	}
+	bare, err := start("bare", bareLn, 30*time.Second, bareArgs...)
 	if err != nil {
 		return nil, err
 	}

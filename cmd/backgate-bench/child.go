@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ type childOptions struct {
 	noCache    bool
 	decisionLg bool
 	cpuProfile string
+	gcPercent  int // bare only; 0 leaves the runtime's setting
 }
 
 // runChild serves the role on the listener inherited as file descriptor 3,
@@ -53,6 +55,9 @@ func runChild(o childOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 		up, err := url.Parse(o.upstream)
 		if err != nil {
 			return fmt.Errorf("--upstream: %w", err)
+		}
+		if o.gcPercent != 0 {
+			debug.SetGCPercent(o.gcPercent)
 		}
 		s := benchConfig(o.external, o.issuer, o.dataDir).Server
 		srv = &http.Server{Handler: bareProxy(up, benchConfig(o.external, o.issuer, o.dataDir)),

@@ -41,7 +41,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.BoolVar(&o.Unique, "unique-tokens", false, "mint fresh tokens per request (signing.unique_tokens), as BIG-IP replay protection needs")
 	fs.BoolVar(&o.NoCache, "no-decision-cache", false, "evaluate the policy for every request (policy.decision_cache off)")
 	fs.BoolVar(&o.DecisionLog, "decision-log", false, "write backgate's decision log (to a discarding writer)")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the backgate process (load phase) to this file")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the backgate process (load phase) to this file, and of the bare proxy to this file plus .bare")
+	fs.IntVar(&o.BareGCPercent, "bare-gc-percent", 100, "GOGC of the bare proxy (backgate uses its server.gc_percent default)")
 	catalog := fs.String("catalog", "", "catalog size components,groups,users (default 10000,2000,20000)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no per-run progress lines on stderr")
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&co.issuer, "issuer", "", "")
 	fs.StringVar(&co.dataDir, "data-dir", "", "")
 	fs.StringVar(&co.routeHost, "route-host", "", "")
+	fs.IntVar(&co.gcPercent, "gc-percent", 0, "")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: backgate-bench [flags]\n\nCompares backgate with a bare reverse proxy under the same load on 127.0.0.1.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {

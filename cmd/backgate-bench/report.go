@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/backgate/backgate/config"
 	"io"
 	"text/tabwriter"
 	"time"
@@ -105,8 +106,9 @@ func (r *report) write(w io.Writer) {
 	o := r.Options
 	fmt.Fprintf(w, "backgate-bench: %s, %d CPUs; %d rounds x %s per target and concurrency (A/B alternated), median shown\n",
 		r.GoVersion, r.CPUs, o.Rounds, o.Duration)
-	fmt.Fprintf(w, "catalog %d components / %d groups / %d users; body %d bytes; unique tokens %v; load average %s (start), %s (end)\n\n",
+	fmt.Fprintf(w, "catalog %d components / %d groups / %d users; body %d bytes; unique tokens %v; load average %s (start), %s (end)\n",
 		o.Catalog.Components, o.Catalog.Groups, o.Catalog.Users, o.BodySize, o.Unique, r.LoadStart, r.LoadEnd)
+	fmt.Fprintf(w, "garbage collector: backgate server.gc_percent %d (its default), bare proxy GOGC %d\n\n", config.DefaultGCPercent, o.BareGCPercent)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "conns\ttarget\treq/s\tp50\tp99\tproxy cpu/req\terrors\t")
 	for _, c := range o.Concurrency {

@@ -45,6 +45,7 @@ type App struct {
 	external *url.URL
 	closers  []io.Closer
 	now      func() time.Time
+	getenv   func(string) string
 }
 
 // allowHost is the post-login and access-form return host check.
@@ -88,7 +89,7 @@ func Build(ctx context.Context, cfg *config.Config, e *Env, log *slog.Logger, d 
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	a := &App{cfg: cfg, log: log, now: d.Now}
+	a := &App{cfg: cfg, log: log, now: d.Now, getenv: e.Getenv}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -281,6 +282,7 @@ func Build(ctx context.Context, cfg *config.Config, e *Env, log *slog.Logger, d 
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	applyGC(a.cfg.Server, a.getenv, a.log)
 	go func() { _ = a.syncer.Run(ctx) }()
 	go a.keyring.Watch(ctx, signer.DefaultWatchInterval)
 	if a.cfg.Policy.Dir != "" && *a.cfg.Policy.Watch {

@@ -1,0 +1,33 @@
+package app
+
+import (
+	"math"
+	"testing"
+
+	"github.com/backgate/backgate/config"
+)
+
+func TestGCFor(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name    string
+		s       config.Server
+		env     map[string]string
+		percent int
+		limit   int64
+	}{
+		{"defaults", config.Server{GCPercent: 400}, nil, 400, math.MaxInt64},
+		{"limit", config.Server{GCPercent: 200, MemoryLimitMB: 512}, nil, 200, 512 << 20},
+		{"off with limit", config.Server{GCPercent: -1, MemoryLimitMB: 1024}, nil, -1, 1024 << 20},
+		{"GOGC wins", config.Server{GCPercent: 400, MemoryLimitMB: 512}, map[string]string{"GOGC": "100"}, -2, 512 << 20},
+		{"GOMEMLIMIT wins", config.Server{GCPercent: 400, MemoryLimitMB: 512}, map[string]string{"GOMEMLIMIT": "1GiB"}, 400, -2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := gcFor(tt.s, env(tt.env))
+			if g.percent != tt.percent || g.limit != tt.limit {
+				t.Fatalf("gcFor = %+v, want percent %d limit %d", g, tt.percent, tt.limit)
+			}
+		})
+	}
+}
