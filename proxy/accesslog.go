@@ -2,8 +2,12 @@ package proxy
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/backgate/backgate/policy"
 )
@@ -54,29 +58,173 @@ func (w *record) Flush() {
 // logAccess writes the one access record of a request. The query string is
 // left out: it may carry codes or tokens.
 func (s *Server) logAccess(w *record, r *http.Request) {
-	status := w.status
-	if status == 0 {
-		status = http.StatusSwitchingProtocols // hijacked (WebSocket) or nothing written
+	a := accessFields{
+		id: w.id, method: r.Method, host: hostOnly(r.Host), path: r.URL.Path,
+		status: w.status, bytes: w.bytes, client: s.ClientIP(r), user: w.user, route: w.route, decision: w.decision,
+		durationMS: float64(s.now().Sub(w.start).Microseconds()) / 1000,
 	}
-	attrs := append(w.attrs[:0],
-		slog.String("request_id", w.id),
-		slog.String("method", r.Method),
-		slog.String("host", hostOnly(r.Host)),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
-		slog.Int64("bytes", w.bytes),
-		slog.Float64("duration_ms", float64(s.now().Sub(w.start).Microseconds())/1000),
-		slog.String("client", s.ClientIP(r)),
+	if a.status == 0 {
+		a.status = http.StatusSwitchingProtocols // hijacked (WebSocket) or nothing written
+	}
+	if s.opt.AccessLog != nil {
+		bp := accessBufs.Get().(*[]byte)
+		b := appendAccessJSON((*bp)[:0], time.Now(), &a)
+		_, _ = s.opt.AccessLog.Write(b) // like slog: a failed log write does not fail the request
+		*bp = b
+		accessBufs.Put(bp)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", a.attrs(w.attrs[:0])...)
+}
+
+// accessFields is one access record.
+type accessFields struct {
+	id, method, host, path string
+	status                 int
+	bytes                  int64
+	durationMS             float64
+	client, user           string
+	route                  *Route
+	decision               *policy.Decision
+}
+
+// attrs is the record as slog attributes, in the order the JSON encoder
+// writes them.
+func (a *accessFields) attrs(buf []slog.Attr) []slog.Attr {
+	attrs := append(buf,
+		slog.String("request_id", a.id),
+		slog.String("method", a.method),
+		slog.String("host", a.host),
+		slog.String("path", a.path),
+		slog.Int("status", a.status),
+		slog.Int64("bytes", a.bytes),
+		slog.Float64("duration_ms", a.durationMS),
+		slog.String("client", a.client),
 	)
-	if w.user != "" {
-		attrs = append(attrs, slog.String("user", w.user))
+	if a.user != "" {
+		attrs = append(attrs, slog.String("user", a.user))
 	}
-	if w.route != nil {
-		attrs = append(attrs, slog.String("route", w.route.Name), slog.String("service", w.route.Service),
-			slog.String("environment", w.route.Environment))
+	if a.route != nil {
+		attrs = append(attrs, slog.String("route", a.route.Name), slog.String("service", a.route.Service),
+			slog.String("environment", a.route.Environment))
 	}
-	if d := w.decision; d != nil {
+	if d := a.decision; d != nil {
 		attrs = append(attrs, slog.Bool("allow", d.Allow), slog.String("decision_id", d.ID))
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	return attrs
+}
+
+var accessBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendAccessJSON appends the record as slog's JSONHandler writes it for
+// LogAttrs(ctx, LevelInfo, "request", a.attrs()...): the same keys, order,
+// number and time formats and string escaping (TestAccessJSONMatchesSlog).
+func appendAccessJSON(b []byte, t time.Time, a *accessFields) []byte {
+	b = append(b, `{"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
+	b = appendJSONString(b, a.id)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, a.method)
+	b = append(b, `,"host":`...)
+	b = appendJSONString(b, a.host)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, a.path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(a.status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, a.bytes, 10)
+	b = append(b, `,"duration_ms":`...)
+	b = appendJSONFloat(b, a.durationMS)
+	b = append(b, `,"client":`...)
+	b = appendJSONString(b, a.client)
+	if a.user != "" {
+		b = append(b, `,"user":`...)
+		b = appendJSONString(b, a.user)
+	}
+	if a.route != nil {
+		b = append(b, `,"route":`...)
+		b = appendJSONString(b, a.route.Name)
+		b = append(b, `,"service":`...)
+		b = appendJSONString(b, a.route.Service)
+		b = append(b, `,"environment":`...)
+		b = appendJSONString(b, a.route.Environment)
+	}
+	if d := a.decision; d != nil {
+		b = append(b, `,"allow":`...)
+		b = strconv.AppendBool(b, d.Allow)
+		b = append(b, `,"decision_id":`...)
+		b = appendJSONString(b, d.ID)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONFloat formats f as encoding/json does (which slog uses).
+func appendJSONFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, `"!ERROR:unsupported value"`...) // never for a duration
+	}
+	abs, format := math.Abs(f), byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' { // clean up e-09 to e-9, as encoding/json does
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString quotes s with slog's JSON escaping: '"', '\\' and
+// control characters escaped, invalid UTF-8 as \ufffd, U+2028 and U+2029
+// escaped, everything else (including <, > and &) as is.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -99,7 +100,14 @@ type Options struct {
 	Access http.Handler
 	Pages  *pages.Renderer // nil: built-in
 	Logger *slog.Logger    // nil: discard
-	Now    func() time.Time
+	// AccessLog, when set, receives the access records (one per request)
+	// encoded directly as JSON lines in the layout of slog's JSONHandler
+	// (time, level, msg, then the fields), instead of through Logger: the
+	// record is on every request's path and the direct encoder costs a
+	// fraction of slog's. Give it the writer of a JSON Logger at level info
+	// or below, so both kinds of line look alike.
+	AccessLog io.Writer
+	Now       func() time.Time
 }
 
 // Server is the proxy's http.Handler.

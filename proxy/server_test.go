@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -174,26 +175,48 @@ func TestAllowedRequestIsSignedAndScrubbed(t *testing.T) {
 	}
 }
 
+// TestAccessLogRecord: one access record per request, through slog or the
+// direct encoder (Options.AccessLog), with the route, user and decision and
+// without the query string, tokens or cookies.
 func TestAccessLogRecord(t *testing.T) {
-	f := newFixture(t, authzFunc(allowAlice), nil, nil)
-	req := httptest.NewRequest("GET", "http://app.test/p?code=SECRETCODE", nil)
-	req.AddCookie(&http.Cookie{Name: "_backgate", Value: "alice@example.com"})
-	req.Header.Set("Authorization", "Bearer SECRETTOKEN")
-	f.srv.ServeHTTP(httptest.NewRecorder(), req)
-	<-f.seen
-	log := f.logs.String()
-	for _, want := range []string{`"msg":"request"`, `"user":"alice@example.com"`, `"route":"app"`, `"allow":true`, `"status":200`, `"decision_id":"d1"`, `"path":"/p"`} {
-		if !strings.Contains(log, want) {
-			t.Errorf("access log lacks %s: %s", want, log)
-		}
-	}
-	for _, secret := range []string{"SECRETCODE", "SECRETTOKEN", "Cookie"} {
-		if strings.Contains(log, secret) {
-			t.Errorf("access log leaks %s: %s", secret, log)
-		}
-	}
-	if n := strings.Count(log, `"msg":"request"`); n != 1 {
-		t.Errorf("%d access records, want 1", n)
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			var accessOut bytes.Buffer
+			f := newFixture(t, authzFunc(allowAlice), nil, func(o *Options) {
+				if direct {
+					o.AccessLog = &accessOut
+				}
+			})
+			req := httptest.NewRequest("GET", "http://app.test/p?code=SECRETCODE", nil)
+			req.AddCookie(&http.Cookie{Name: "_backgate", Value: "alice@example.com"})
+			req.Header.Set("Authorization", "Bearer SECRETTOKEN")
+			f.srv.ServeHTTP(httptest.NewRecorder(), req)
+			<-f.seen
+			log, other := f.logs.String(), accessOut.String()
+			if direct {
+				log, other = other, log
+			}
+			for _, want := range []string{`"msg":"request"`, `"user":"alice@example.com"`, `"route":"app"`, `"allow":true`, `"status":200`, `"decision_id":"d1"`, `"path":"/p"`} {
+				if !strings.Contains(log, want) {
+					t.Errorf("access log lacks %s: %s", want, log)
+				}
+			}
+			for _, secret := range []string{"SECRETCODE", "SECRETTOKEN", "Cookie"} {
+				if strings.Contains(log, secret) {
+					t.Errorf("access log leaks %s: %s", secret, log)
+				}
+			}
+			if n := strings.Count(log, `"msg":"request"`); n != 1 {
+				t.Errorf("%d access records, want 1", n)
+			}
+			if strings.Contains(other, `"msg":"request"`) {
+				t.Errorf("access record written twice: %s", other)
+			}
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(log), &rec); err != nil {
+				t.Errorf("access record is not one JSON object: %v: %s", err, log)
+			}
+		})
 	}
 }
 

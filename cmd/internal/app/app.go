@@ -82,6 +82,19 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, o))
 }
 
+// accessLogWriter is where the proxy writes access records directly: the
+// log writer, when the log is JSON (the layout the direct encoder writes)
+// and info records are on; nil otherwise (records then go through slog).
+// It assumes the logger was made by NewLogger(c, w).
+func accessLogWriter(c config.Log, w io.Writer) io.Writer {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	if c.Format == "text" || lvl > slog.LevelInfo || w == nil {
+		return nil
+	}
+	return w
+}
+
 // Build wires every package from cfg. It reads secrets and keys and loads
 // the catalog (from the data directory if the source is down) but opens no
 // listener.
@@ -216,6 +229,7 @@ func Build(ctx context.Context, cfg *config.Config, e *Env, log *slog.Logger, d 
 		Owners:           a.owners,
 		Pages:            pg,
 		Logger:           log,
+		AccessLog:        accessLogWriter(cfg.Log, e.Stderr),
 		Now:              d.Now,
 	})
 	if err != nil {
