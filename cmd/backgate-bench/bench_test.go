@@ -195,3 +195,27 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("JSON report: %v", err)
 	}
 }
+
+// TestPairedComparison: the comparison pairs the k-th run of each target,
+// so a machine that slows down over the run (each pair slower than the
+// one before, backgate always at 0.9x of its neighbour) reports 0.9x,
+// where a ratio of the two targets' medians would not be exact.
+func TestPairedComparison(t *testing.T) {
+	r := &report{Options: benchOptions{Concurrency: []int{32}}}
+	for k, bare := range []float64{10000, 6000, 9000} { // drift between rounds
+		r.Runs = append(r.Runs,
+			runResult{Target: nameBare, Conns: 32, RPS: bare, P99: time.Duration(k+1) * time.Millisecond, CPUPerReq: 70 * time.Microsecond},
+			runResult{Target: nameBackgate, Conns: 32, RPS: bare * 0.9, P99: time.Duration(k+1)*time.Millisecond + 500*time.Microsecond, CPUPerReq: 80 * time.Microsecond})
+	}
+	r.summarise()
+	if len(r.Comparisons) != 1 {
+		t.Fatalf("comparisons: %+v", r.Comparisons)
+	}
+	c := r.Comparisons[0]
+	if c.RPSRatio < 0.8999 || c.RPSRatio > 0.9001 || c.P99Extra != 500*time.Microsecond || c.CPUExtraPerRq != 10*time.Microsecond {
+		t.Fatalf("comparison = %+v, want 0.9x, +500us p99, +10us cpu", c)
+	}
+	if r.Verdict == nil || !r.Verdict.ThroughputMet || !r.Verdict.P99Met {
+		t.Fatalf("verdict = %+v", r.Verdict)
+	}
+}

@@ -32,7 +32,8 @@ type summary struct {
 	Errors    int64         `json:"errors"`
 }
 
-// comparison is backgate against bare at one concurrency.
+// comparison is backgate against bare at one concurrency: medians of the
+// per-round ratios and differences (see paired).
 type comparison struct {
 	Conns         int           `json:"conns"`
 	RPSRatio      float64       `json:"rps_ratio"` // backgate / bare
@@ -64,8 +65,42 @@ type report struct {
 	Verdict        *verdict     `json:"verdict,omitempty"` // nil when 32 connections were not measured
 }
 
+// paired compares the two targets round by round (the k-th run of each,
+// which the A/B/B/A order puts next to each other in time) and takes the
+// median of the per-round ratios and differences, so drift of the machine
+// over the whole run cancels out instead of landing on one target.
+func (r *report) paired(c int) comparison {
+	var bare, bg []runResult
+	for _, run := range r.Runs {
+		if run.Conns != c {
+			continue
+		}
+		switch run.Target {
+		case nameBare:
+			bare = append(bare, run)
+		case nameBackgate:
+			bg = append(bg, run)
+		}
+	}
+	var ratio []float64
+	var p50, p99, cpu []time.Duration
+	for k := range min(len(bare), len(bg)) {
+		if bare[k].RPS == 0 {
+			continue
+		}
+		ratio = append(ratio, bg[k].RPS/bare[k].RPS)
+		p50 = append(p50, bg[k].P50-bare[k].P50)
+		p99 = append(p99, bg[k].P99-bare[k].P99)
+		cpu = append(cpu, bg[k].CPUPerReq-bare[k].CPUPerReq)
+	}
+	if len(ratio) == 0 {
+		return comparison{Conns: c}
+	}
+	return comparison{Conns: c, RPSRatio: median(ratio), P50Extra: median(p50), P99Extra: median(p99), CPUExtraPerRq: median(cpu)}
+}
+
 // summarise takes, per concurrency and target, the median of each figure
-// over the rounds, and compares backgate with bare.
+// over the rounds, and compares backgate with bare round by round.
 func (r *report) summarise() {
 	r.Summaries, r.Comparisons, r.Verdict = nil, nil, nil
 	for _, c := range r.Options.Concurrency {
@@ -91,8 +126,7 @@ func (r *report) summarise() {
 		if pair[0].RPS == 0 || pair[1].Target == "" {
 			continue
 		}
-		cmp := comparison{Conns: c, RPSRatio: pair[1].RPS / pair[0].RPS, P50Extra: pair[1].P50 - pair[0].P50,
-			P99Extra: pair[1].P99 - pair[0].P99, CPUExtraPerRq: pair[1].CPUPerReq - pair[0].CPUPerReq}
+		cmp := r.paired(c)
 		r.Comparisons = append(r.Comparisons, cmp)
 		if c == targetConns {
 			r.Verdict = &verdict{Conns: c, ThroughputRatio: cmp.RPSRatio, ThroughputMet: cmp.RPSRatio >= targetThroughput,
