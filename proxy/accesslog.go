@@ -24,7 +24,6 @@ type record struct {
 	route    *Route
 	user     string
 	decision *policy.Decision
-	attrs    [16]slog.Attr // the access record's attributes, without a separate allocation
 }
 
 func (w *record) WriteHeader(code int) {
@@ -74,7 +73,8 @@ func (s *Server) logAccess(w *record, r *http.Request) {
 		accessBufs.Put(bp)
 		return
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", a.attrs(w.attrs[:0])...)
+	var buf [16]slog.Attr
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", a.attrs(buf[:0])...)
 }
 
 // accessFields is one access record.

@@ -151,6 +151,7 @@ func newBenchStack(b *testing.B, uniqueTokens bool) *benchStack {
 		Transport:   NewTransport(TransportOptions{}),
 		CookieNames: []string{"_backgate"},
 		Logger:      log,
+		AccessLog:   io.Discard, // as serve wires it with a JSON log
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -314,6 +315,7 @@ func BenchmarkHandlerOverhead(b *testing.B) {
 		Transport:   cannedTransport{body: bytes.Repeat([]byte("x"), benchBodySize)},
 		CookieNames: []string{"_backgate"},
 		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		AccessLog:   io.Discard,
 	})
 	if err != nil {
 		b.Fatal(err)
