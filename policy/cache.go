@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/binary"
 	"hash/maphash"
 	"strings"
 	"sync"
@@ -95,14 +96,15 @@ func (c *DecisionCache) Decide(ctx context.Context, in Input) (Decision, error) 
 	if in.Time.IsZero() {
 		in.Time = now
 	}
-	key := cacheKey(gen.p.input, &in)
-	sh := &c.shards[maphash.String(c.seed, key)%cacheShards]
+	var buf [512]byte
+	kb := appendCacheKey(buf[:0], gen.p.input, &in) // on the stack unless very long
+	sh := &c.shards[maphash.Bytes(c.seed, kb)%cacheShards]
 
 	sh.mu.Lock()
 	if sh.gen != gen {
 		sh.gen, sh.m = gen, nil // a new policy or data snapshot: nothing old counts
 	}
-	ent, ok := sh.m[key]
+	ent, ok := sh.m[string(kb)] // no allocation for a lookup
 	sh.mu.Unlock()
 	if ok && now.Before(ent.until) && in.Time.Before(ent.until) {
 		c.hits.Add(1)
@@ -136,22 +138,31 @@ func (c *DecisionCache) Decide(ctx context.Context, in Input) (Decision, error) 
 				}
 			}
 		}
-		sh.m[key] = cacheEntry{d: d, until: until}
+		sh.m[string(kb)] = cacheEntry{d: d, until: until}
 	}
 	sh.mu.Unlock()
 	return d, nil
 }
 
-// cacheKey is the input fields the policy can read, plus the identity
-// fields the Backstage user is resolved from; fields are separated by a
-// byte no field may contain unescaped.
-func cacheKey(b *inputBuilder, in *Input) string {
-	f := &b.fields
-	var sb strings.Builder
-	sb.Grow(256)
+// appendCacheKey appends the input fields the policy can read, plus the
+// identity fields the Backstage user is resolved from. Each field ends with
+// a 0 byte; inside a field 0 is written as 1 2 and 1 as 1 3, and the groups
+// are preceded by their number, so two different inputs never give the same
+// key (one person's decision is never served to another).
+func appendCacheKey(b []byte, ib *inputBuilder, in *Input) []byte {
+	f := &ib.fields
 	w := func(s string) {
-		sb.WriteString(strings.ReplaceAll(s, "\x00", "\x00\x01"))
-		sb.WriteByte(0)
+		for {
+			i := strings.IndexAny(s, "\x00\x01")
+			if i < 0 {
+				break
+			}
+			b = append(b, s[:i]...)
+			b = append(b, 1, 2+s[i])
+			s = s[i+1:]
+		}
+		b = append(b, s...)
+		b = append(b, 0)
 	}
 	// Identity: always, since the user ref is derived from it.
 	w(in.User.Subject)
@@ -162,10 +173,10 @@ func cacheKey(b *inputBuilder, in *Input) string {
 		w(in.User.Name)
 	}
 	if f.groups {
+		b = binary.AppendUvarint(b, uint64(len(in.User.Groups)))
 		for _, g := range in.User.Groups {
 			w(g)
 		}
-		sb.WriteByte(1)
 	}
 	if f.method {
 		w(in.Request.Method)
@@ -183,5 +194,5 @@ func cacheKey(b *inputBuilder, in *Input) string {
 		w(in.Route.Service)
 		w(in.Route.Environment)
 	}
-	return sb.String()
+	return b
 }

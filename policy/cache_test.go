@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"context"
 	"os"
 	"path/filepath"
@@ -212,4 +213,53 @@ func BenchmarkDecideCached(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestCacheKeyIsInjective: inputs that differ in any field the key covers
+// never share a key, however the fields' bytes are arranged (NUL and 0x01
+// inside claims, groups split differently). Under the earlier escaping
+// ("\x00" as "\x00\x01", groups ended by 0x01) the first two pairs collided.
+func TestCacheKeyIsInjective(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	ib := e.policy.Load().input
+	if !ib.fields.groups {
+		t.Fatal("the shipped policy reads input.user.groups; this test needs it in the key")
+	}
+	mk := func(sub, iss, email, user string, groups ...string) Input {
+		in := req("x", "component:default/petstore", "staging")
+		in.User = User{Subject: sub, Issuer: iss, Email: email, Username: user, Groups: groups}
+		return in
+	}
+	pairs := [][2]Input{
+		{mk("a", "\x01b", "c\x00d", "u"), mk("a\x00b", "c", "\x01d", "u")},
+		{mk("a", "i", "e", "u", "g\x00"), mk("a", "i", "e", "u", "g", "\x01")},
+		{mk("a", "\x01b", "e", "u"), mk("a\x00b", "", "e", "u")},
+		{mk("a", "i", "e", "u", "g\x00"), mk("a", "i", "e", "u", "g", "")},
+		{mk("a", "i", "e", "u", "x", "y"), mk("a", "i", "e", "u", "x\x00y")},
+		{mk("a", "i", "e", "u"), mk("a", "i", "e", "u", "")},
+		{mk("a\x01", "i", "e", "u"), mk("a", "\x01i", "e", "u")},
+	}
+	for i, p := range pairs {
+		k1 := string(appendCacheKey(nil, ib, &p[0]))
+		k2 := string(appendCacheKey(nil, ib, &p[1]))
+		if k1 == k2 {
+			t.Errorf("pair %d: %q and %q share the key %q", i, fmt.Sprint(p[0].User), fmt.Sprint(p[1].User), k1)
+		}
+	}
+}
+
+func FuzzCacheKeyIsInjective(f *testing.F) {
+	f.Add("a", "\x01b", "a\x00b", "", "g")
+	e := newTestEngine(f, Options{})
+	ib := e.policy.Load().input
+	f.Fuzz(func(t *testing.T, sub1, iss1, sub2, iss2, group string) {
+		a := req("x", "component:default/petstore", "staging")
+		b := a
+		a.User = User{Subject: sub1, Issuer: iss1, Groups: []string{group}}
+		b.User = User{Subject: sub2, Issuer: iss2, Groups: []string{group}}
+		same := sub1 == sub2 && iss1 == iss2
+		if k1, k2 := string(appendCacheKey(nil, ib, &a)), string(appendCacheKey(nil, ib, &b)); (k1 == k2) != same {
+			t.Fatalf("keys equal = %v for %q/%q vs %q/%q", k1 == k2, sub1, iss1, sub2, iss2)
+		}
+	})
 }
