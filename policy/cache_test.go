@@ -1,8 +1,8 @@
 package policy
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
