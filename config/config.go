@@ -177,6 +177,10 @@ type Policy struct {
 	// once); default 1s. NoDecisionCache evaluates every request.
 	DecisionCacheTTL time.Duration `yaml:"decision_cache_ttl"`
 	NoDecisionCache  bool          `yaml:"no_decision_cache"`
+	// Evaluator decides requests with "planned" (default: OPA's plan of
+	// the policy, run by package policy/ireval, falling back to topdown for
+	// a policy it cannot run) or "topdown" (OPA's reference evaluator only).
+	Evaluator string `yaml:"evaluator"`
 }
 
 // BigIP is the device `backgate bigip` talks to.

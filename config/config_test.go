@@ -59,6 +59,7 @@ func TestDefaults(t *testing.T) {
 		{"watch", *c.Policy.Watch, false},
 		{"gc percent", c.Server.GCPercent, 400},
 		{"memory limit", c.Server.MemoryLimitMB, 0},
+		{"evaluator", c.Policy.Evaluator, "planned"},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -107,6 +108,7 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"gc percent", `external_url: "https://backgate.corp.example"=>external_url: "https://backgate.corp.example", gc_percent: 10`, `server.gc_percent: 10 must be -1 (off) or between 50 and 10000`},
 		{"gc off without limit", `external_url: "https://backgate.corp.example"=>external_url: "https://backgate.corp.example", gc_percent: -1`, `server.gc_percent: -1 (off) needs server.memory_limit_mb`},
 		{"memory limit", `external_url: "https://backgate.corp.example"=>external_url: "https://backgate.corp.example", memory_limit_mb: 8`, `server.memory_limit_mb: 8 must be 0 (no limit) or at least 64`},
+		{"evaluator", "routes:=>policy: {evaluator: wasm}\nroutes:", `policy.evaluator: "wasm" must be planned or topdown`},
 		{"strip header name", "routes:=>signing: {strip_headers: [\"X Remote User\"]}\nroutes:", `signing.strip_headers[0]: "X Remote User" is not an HTTP header name`},
 	}
 	for _, tt := range tests {

@@ -106,6 +106,9 @@ func (c *Config) Defaults() {
 	}
 	setDur(&c.Access.WebhookTimeout, 5*time.Second)
 	setDur(&c.Access.SyncInterval, time.Second)
+	if c.Policy.Evaluator == "" {
+		c.Policy.Evaluator = "planned"
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}

@@ -66,6 +66,9 @@ func (c *Config) Validate() error {
 	if s.MaxHeaderBytes < 4096 || s.MaxHeaderBytes > 1<<20 {
 		e.add("server.max_header_bytes", "%d must be between 4096 and 1048576", s.MaxHeaderBytes)
 	}
+	if ev := c.Policy.Evaluator; ev != "planned" && ev != "topdown" {
+		e.add("policy.evaluator", "%q must be planned or topdown", ev)
+	}
 	if s.GCPercent != -1 && (s.GCPercent < 50 || s.GCPercent > 10000) {
 		e.add("server.gc_percent", "%d must be -1 (off) or between 50 and 10000", s.GCPercent)
 	}

@@ -86,7 +86,8 @@ type compiledPolicy struct {
 	revision string
 	// fast evaluates DecisionQuery from OPA's plan of the same policy
 	// (package ireval); nil means topdown evaluates every decision.
-	fast *ireval.Program
+	fast      *ireval.Program
+	evaluator string // "planned", or "topdown" with the reason
 }
 
 // preparedQuery is a query compiled once per policy version: "result =
@@ -233,15 +234,17 @@ func (e *Engine) build() (*compiledPolicy, error) {
 		}
 	}
 	if e.topdownOnly {
+		p.evaluator = "topdown"
 		return p, nil
 	}
 	fast, err := planQuery(context.Background(), src, DecisionQuery)
 	if err != nil {
 		// Not an error: topdown evaluates the same policy, only slower.
+		p.evaluator = "topdown (" + err.Error() + ")"
 		e.log.Info("policy decisions evaluated by topdown", "revision", p.revision, "reason", err.Error())
 		return p, nil
 	}
-	p.fast = fast
+	p.fast, p.evaluator = fast, "planned"
 	return p, nil
 }
 
@@ -253,6 +256,11 @@ func (e *Engine) LastError() error {
 	}
 	return nil
 }
+
+// Evaluator says how decisions are evaluated: "planned" (package ireval
+// runs OPA's plan of the policy), "topdown", or "topdown (reason)" when the
+// policy uses something the planned evaluator does not support.
+func (e *Engine) Evaluator() string { return e.policy.Load().evaluator }
 
 // Revision identifies the serving policy: a hash of its modules and schemas.
 func (e *Engine) Revision() string { return e.policy.Load().revision }

@@ -140,7 +140,8 @@ func Build(ctx context.Context, cfg *config.Config, e *Env, log *slog.Logger, d 
 		a.closers = append(a.closers, f)
 		dlog = f
 	}
-	eng, err := policy.New(policy.Options{PolicyDir: cfg.Policy.Dir, Logger: log, Now: d.Now, DecisionLog: dlog})
+	eng, err := policy.New(policy.Options{PolicyDir: cfg.Policy.Dir, Logger: log, Now: d.Now, DecisionLog: dlog,
+		TopdownOnly: cfg.Policy.Evaluator == "topdown"})
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
@@ -384,8 +385,8 @@ func (a *App) ready(ctx context.Context) error {
 // status is the revisions /readyz shows.
 func (a *App) status() string {
 	st := a.syncer.Status(a.now())
-	out := fmt.Sprintf("policy_revision: %s\ncatalog_revision: %s\ncatalog_source: %s\ncatalog_last_success: %s\n",
-		a.engine.Revision(), a.engine.CatalogRevision(), st.Source, st.LastSuccess.UTC().Format(time.RFC3339))
+	out := fmt.Sprintf("policy_revision: %s\npolicy_evaluator: %s\ncatalog_revision: %s\ncatalog_source: %s\ncatalog_last_success: %s\n",
+		a.engine.Revision(), a.engine.Evaluator(), a.engine.CatalogRevision(), st.Source, st.LastSuccess.UTC().Format(time.RFC3339))
 	if err := a.engine.LastError(); err != nil {
 		// The last good policy keeps serving; say why the change was refused.
 		out += fmt.Sprintf("policy_refused: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))

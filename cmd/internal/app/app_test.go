@@ -202,7 +202,8 @@ log: {level: warn}
 
 	// readyz on backgate's own host.
 	resp, body = get(client(), fmt.Sprintf("http://gate.corp.localhost:%d/readyz", port), nil)
-	if resp.StatusCode != 200 || !strings.Contains(body, "policy_revision: ") || !strings.Contains(body, "catalog_revision: ") {
+	if resp.StatusCode != 200 || !strings.Contains(body, "policy_revision: ") || !strings.Contains(body, "catalog_revision: ") ||
+		!strings.Contains(body, "policy_evaluator: planned\n") {
 		t.Fatalf("readyz %d %s", resp.StatusCode, body)
 	}
 
