@@ -474,7 +474,7 @@ func (e *Engine) eval(ctx context.Context, p *compiledPolicy, pq *preparedQuery,
 // evalFast evaluates the decision with the planned program; same contract
 // as eval.
 func (e *Engine) evalFast(ctx context.Context, p *compiledPolicy, snap *snapshot, input ast.Value, at time.Time) (ast.Value, error) {
-	t, err := p.fast.Eval(ctx, ast.NewTerm(input), snap.rootTerm, at)
+	t, err := p.fast.Eval(ctx, ireval.EvalInput{Input: ast.NewTerm(input), Data: snap.rootTerm, Time: at, Index: snap.index})
 	switch {
 	case errors.Is(err, ireval.ErrMultipleResults):
 		return nil, fmt.Errorf("%w: %s has more than one result", ErrBadDecision, DecisionQuery)

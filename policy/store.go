@@ -8,6 +8,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/backgate/backgate/policy/ireval"
 )
 
 // snapshot is one immutable version of everything the policy reads under
@@ -25,6 +27,7 @@ type snapshot struct {
 	grants     ast.Object                      // data.grants, never nil
 	root       ast.Object                      // data, for whole-document reads
 	rootTerm   *ast.Term                       // root as a term (the planned evaluator's data)
+	index      ireval.Index                    // the collections again, by term, for the planned evaluator
 }
 
 // ID implements storage.Transaction.
@@ -45,6 +48,7 @@ func newSnapshot(id uint64, cat CatalogData, catalog ast.Object, grants ast.Obje
 		s.catRev = cat.Revision()
 		items = append(items, [2]*ast.Term{keyCatalog, ast.NewTerm(catalog)})
 		s.collection = map[string]map[string]*ast.Term{}
+		s.index = ireval.Index{}
 		catalog.Foreach(func(k, v *ast.Term) {
 			name, ok1 := k.Value.(ast.String)
 			obj, ok2 := v.Value.(ast.Object)
@@ -58,6 +62,9 @@ func newSnapshot(id uint64, cat CatalogData, catalog ast.Object, grants ast.Obje
 				}
 			})
 			s.collection[string(name)] = m
+			if len(m) == obj.Len() { // only string keys: the index is exact
+				s.index[v] = m
+			}
 		})
 	}
 	s.root = ast.NewObject(items...)

@@ -3,6 +3,7 @@ package ireval_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func evalPlanned(t *testing.T, p *ireval.Program, input, data map[string]any) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.Eval(context.Background(), ast.NewTerm(in), ast.NewTerm(d), time.Unix(1700000000, 0))
+	return p.Eval(context.Background(), ireval.EvalInput{Input: ast.NewTerm(in), Data: ast.NewTerm(d), Time: time.Unix(1700000000, 0)})
 }
 
 var testData = map[string]any{
@@ -195,7 +196,7 @@ func TestCancelledContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := p.Eval(ctx, ast.NullTerm(), ast.ObjectTerm(), time.Now()); !errors.Is(err, context.Canceled) {
+	if _, err := p.Eval(ctx, ireval.EvalInput{Input: ast.NullTerm(), Data: ast.ObjectTerm(), Time: time.Now()}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -212,4 +213,52 @@ func sameJSON(t *testing.T, want, got *ast.Term) bool {
 		t.Fatal(err)
 	}
 	return want.Value.Compare(gv) == 0
+}
+
+// TestIndexedLookups: with an Index for a large object, lookups (present,
+// missing, non-string keys) and iteration give what topdown gives.
+func TestIndexedLookups(t *testing.T) {
+	const module = `package t
+out := {
+	"hit": data.big[input.key],
+	"miss": object.get(data.big, "nope", "default"),
+	"number key": object.get(data.big, 1, "default"),
+	"count": count(data.big),
+	"some": [v | some k in input.keys; v := data.big[k]],
+}`
+	big := map[string]any{}
+	for i := range 100 {
+		big[fmt.Sprintf("k%d", i)] = map[string]any{"n": i}
+	}
+	data := map[string]any{"big": big}
+	p, err := plan(t, module, "t/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dv, err := ast.InterfaceToValue(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bigTerm := dv.(ast.Object).Get(ast.StringTerm("big"))
+	idx := map[string]*ast.Term{}
+	bigTerm.Value.(ast.Object).Foreach(func(k, v *ast.Term) { idx[string(k.Value.(ast.String))] = v })
+	for _, in := range []map[string]any{
+		{"key": "k7", "keys": []any{"k1", "k99", "zzz"}},
+		{"key": "absent", "keys": []any{}},
+		{"key": 3},
+	} {
+		iv, _ := ast.InterfaceToValue(in)
+		got, err := p.Eval(context.Background(), ireval.EvalInput{Input: ast.NewTerm(iv), Data: ast.NewTerm(dv),
+			Index: ireval.Index{bigTerm: idx}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := topdown(t, module, "t/out", in, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (want == nil) != (got == nil) || (want != nil && !sameJSON(t, want, got)) {
+			t.Fatalf("input %v: topdown=%v planned=%v", in, want, got)
+		}
+	}
 }
