@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 )
@@ -111,4 +112,48 @@ func FuzzPlannedMatchesTopdown(f *testing.F) {
 // switched off: the baseline the planned program is measured against.
 func BenchmarkDecideTopdown(b *testing.B) {
 	benchDecide(b, decideEngine(b, Options{TopdownOnly: true}), 10000)
+}
+
+// TestPlannedConcurrent: decisions evaluated at once from several
+// goroutines (each planned evaluation borrows pooled scratch space) equal
+// the same decisions made one at a time. Run with -race.
+func TestPlannedConcurrent(t *testing.T) {
+	fast, _ := plannedPair(t)
+	var ins []Input
+	for _, u := range []string{"alice", "bob", "carol", "erin", "gina", "mallory"} {
+		for _, env := range []string{"dev", "staging", "prod"} {
+			ins = append(ins, req(u, "component:default/petstore", env))
+		}
+	}
+	want := make([]Decision, len(ins))
+	for i, in := range ins {
+		d, err := fast.Decide(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.ID = ""
+		want[i] = d
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 200 {
+				i := (g*7 + k) % len(ins)
+				d, err := fast.Decide(context.Background(), ins[i])
+				d.ID = ""
+				if err != nil || !reflect.DeepEqual(d, want[i]) {
+					errs <- fmt.Sprintf("goroutine %d, input %d: %+v %v", g, i, d, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
