@@ -344,34 +344,12 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			if d >= 0 {
 				return d, false, nil
 			}
-		case opCall:
-			v, err := st.call(base, s)
+		case opCall, opCallDynamic, opCallBuiltin:
+			v, err := st.callStmt(base, s)
 			if err != nil {
 				return 0, false, err
 			}
-			if v == nil {
-				return 0, false, nil
-			}
-			st.stack[base+int(s.target)] = v
-		case opCallDynamic:
-			fn, ok := st.dynamic(base, s)
-			if !ok {
-				return 0, false, nil
-			}
-			v, err := st.invoke(base, fn, s.args)
-			if err != nil {
-				return 0, false, err
-			}
-			if v == nil {
-				return 0, false, nil
-			}
-			st.stack[base+int(s.target)] = v
-		case opCallBuiltin:
-			v, err := st.builtin(base, s)
-			if err != nil {
-				return 0, false, err
-			}
-			if v == nil {
+			if v == nil { // undefined, or an argument was
 				return 0, false, nil
 			}
 			st.stack[base+int(s.target)] = v
@@ -500,8 +478,21 @@ func length(t *ast.Term) (int, error) {
 	return 0, fmt.Errorf("ireval: LenStmt on %s", ast.ValueName(t.Value))
 }
 
-func (st *state) call(base int, s *stmt) (*ast.Term, error) {
-	return st.invoke(base, s.fn, s.args)
+// callStmt runs a CallStmt (plan function or built-in) or a
+// CallDynamicStmt; nil is undefined.
+func (st *state) callStmt(base int, s *stmt) (*ast.Term, error) {
+	switch s.op {
+	case opCallBuiltin:
+		return st.builtin(base, s)
+	case opCallDynamic:
+		fn, ok := st.dynamic(base, s)
+		if !ok {
+			return nil, nil
+		}
+		return st.invoke(base, fn, s.args)
+	default:
+		return st.invoke(base, s.fn, s.args)
+	}
 }
 
 // invoke calls plan function fn with args read from the caller's frame.
