@@ -306,12 +306,39 @@ func (s *Server) denied(w *record, r *http.Request, rt *Route) {
 	s.pages.Render(w, "denied", p)
 }
 
+// logoutByUser reports whether a logout request is the person's own doing:
+// the browser says it comes from this origin, or from the person typing or
+// bookmarking the address (Sec-Fetch-Site: none); without fetch metadata,
+// only a POST whose Origin is this host counts. Logout changes state, so a
+// cross-site link, image or form must not trigger it.
+func logoutByUser(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return r.Method == http.MethodGet || r.Method == http.MethodPost
+	case "":
+		if r.Method != http.MethodPost {
+			return false
+		}
+		u, err := url.Parse(r.Header.Get("Origin"))
+		return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+	}
+	return false // cross-site, same-site (another host under the same domain)
+}
+
 // serveInternal handles /_backgate/... on any host.
 func (s *Server) serveInternal(w *record, r *http.Request, path string) {
 	switch path {
 	case "/callback":
 		s.opt.Sessions.Callback(w, r)
 	case "/logout":
+		if !logoutByUser(r) {
+			// A link or form from another site (or a client that says
+			// nothing of where the request comes from) cannot sign anyone
+			// out: the person confirms with a same-origin POST.
+			s.pages.Render(w, "logout", pages.Page{Title: "Sign out", RequestID: w.id,
+				ActionURL: "/_backgate/logout", ActionText: "Sign out"})
+			return
+		}
 		s.opt.Sessions.Logout(w, r)
 	case "/logged-out":
 		s.pages.Render(w, "loggedout", pages.Page{Title: "Signed out", RequestID: w.id})

@@ -491,8 +491,8 @@ func TestOwnHostEndpoints(t *testing.T) {
 	if c, _ := get("app.test", "/_backgate/readyz"); c != 200 {
 		t.Errorf("route-host readyz %d", c)
 	}
-	if c, _ := get("app.test", "/_backgate/logout"); c != 205 {
-		t.Errorf("logout not routed to sessions: %d", c)
+	if c, b := get("app.test", "/_backgate/logout"); c != 200 || !strings.Contains(b, `method="post"`) {
+		t.Errorf("logout without fetch metadata: %d, want the confirmation page", c)
 	}
 	if c, _ := get("unknown.test", "/x"); c != 404 {
 		t.Errorf("unknown host %d", c)
@@ -544,6 +544,50 @@ func TestSignedHeadersNeverOutliveGrantOrSession(t *testing.T) {
 			}
 			if !got.Equal(tt.want) {
 				t.Fatalf("NotAfter = %v, want the grant's expiry %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLogoutNeedsThePersonsAction: a logout happens only when the browser
+// says the request comes from the same origin or from the person (typed
+// address, bookmark), or, without fetch metadata, from a same-origin POST;
+// a cross-site or same-site link, image or form gets a confirmation page
+// whose button posts back, and no session is touched.
+func TestLogoutNeedsThePersonsAction(t *testing.T) {
+	f := newFixture(t, authzFunc(allowAlice), nil, nil)
+	tests := []struct {
+		name, method, site, origin string
+		logout                     bool
+	}{
+		{"typed address", "GET", "none", "", true},
+		{"sign-out link on the 403 page", "GET", "same-origin", "", true},
+		{"confirmation button", "POST", "same-origin", "http://app.test", true},
+		{"post, no fetch metadata, same origin", "POST", "", "http://app.test", true},
+		{"link from another site", "GET", "cross-site", "", false},
+		{"link from another internal host", "GET", "same-site", "", false},
+		{"form from another site", "POST", "cross-site", "https://evil.example", false},
+		{"post, no fetch metadata, other origin", "POST", "", "https://evil.example", false},
+		{"post, no metadata at all", "POST", "", "", false},
+		{"get, no fetch metadata", "GET", "", "", false},
+		{"put from the same origin", "PUT", "same-origin", "http://app.test", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, "http://app.test/_backgate/logout", nil)
+			if tt.site != "" {
+				r.Header.Set("Sec-Fetch-Site", tt.site)
+			}
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			w := httptest.NewRecorder()
+			f.srv.ServeHTTP(w, r)
+			if loggedOut := w.Code == 205; loggedOut != tt.logout {
+				t.Fatalf("status %d (205 = signed out), want signed out %v", w.Code, tt.logout)
+			}
+			if !tt.logout && (w.Code != 200 || !strings.Contains(w.Body.String(), `<form method="post" action="/_backgate/logout">`)) {
+				t.Fatalf("status %d, body %s: want the confirmation form", w.Code, w.Body.String())
 			}
 		})
 	}

@@ -128,6 +128,12 @@ log: {level: warn}
 		jar, _ := cookiejar.New(nil)
 		return &http.Client{Jar: jar, Transport: &http.Transport{DialContext: dial}, Timeout: 20 * time.Second}
 	}
+	replay0 := func(cookies []*http.Cookie, u *url.URL) *http.Client {
+		c := client()
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		c.Jar.SetCookies(u, cookies)
+		return c
+	}
 	get := func(c *http.Client, u string, hdr http.Header) (*http.Response, string) {
 		req, _ := http.NewRequest("GET", u, nil)
 		req.Header.Set("Accept", "text/html")
@@ -179,7 +185,16 @@ log: {level: warn}
 	// replayed, is sent to log in again instead of being served.
 	appURL, _ := url.Parse(app)
 	oldCookies := alice.Jar.Cookies(appURL)
-	get(alice, fmt.Sprintf("http://gate.corp.localhost:%d/_backgate/logout", port), nil)
+	logoutURL := fmt.Sprintf("http://gate.corp.localhost:%d/_backgate/logout", port)
+	// A request that does not say it comes from this origin only gets the
+	// confirmation page (no cross-site logout); its button posts back.
+	if resp, body := get(alice, logoutURL, nil); resp.StatusCode != 200 || !strings.Contains(body, `method="post"`) {
+		t.Fatalf("logout without fetch metadata: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get(replay0(oldCookies, appURL), app+"/account", nil); resp.StatusCode != 200 {
+		t.Fatalf("the session ended without a confirmed logout: %d", resp.StatusCode)
+	}
+	get(alice, logoutURL, http.Header{"Sec-Fetch-Site": {"same-origin"}}) // the confirmed sign-out
 	replay := client()
 	replay.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	replay.Jar.SetCookies(appURL, oldCookies)
