@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 )
@@ -116,6 +117,8 @@ func (p *Program) state() *state {
 		ops:      make([]*ast.Term, 0, 8),
 	}
 	st.bctx.Cache = builtins.Cache{}
+	st.bctx.Metrics = metrics.NoOp()     // for built-ins that count
+	st.bctx.Cancel = topdown.NewCancel() // never cancelled: evaluations are short
 	st.iter = func(t *ast.Term) error {
 		st.out = t
 		return nil

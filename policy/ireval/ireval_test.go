@@ -145,6 +145,19 @@ out := {
 	"in": input.env in {"dev", "staging"}, "union": envs | {input.env},
 	"grown": [x | some x in ["p", "q"]], "dup": {"k": "v", "k2": "v"},
 }`},
+		{"string, regex, glob and encoding built-ins", `package t
+out := {
+	"re": regex.match("^[a-z]+$", input.user),
+	"glob": glob.match("a*", [], input.user),
+	"split": split(concat("/", ["a", "b", "c"]), "/"),
+	"upper": upper(input.user),
+	"json": json.marshal({"u": input.user, "n": input.n}),
+	"b64": base64.encode(input.user),
+	"sprintf": sprintf("%v-%d", [input.user, 7]),
+	"startswith": startswith(input.user, "al"),
+	"trim": trim_space("  x  "),
+	"lower in set": lower(input.user) in {"alice", "bob"},
+} if is_string(input.user)`},
 		{"undefined result", `package t
 out := 1 if input.nothing`},
 		{"nested breaks", `package t
