@@ -196,53 +196,84 @@ func newInputBuilder(use *inputUse) *inputBuilder {
 // build builds the policy input. Its shape is rego/schemas/input.json.
 func (b *inputBuilder) build(in *Input, userRef string) ast.Value {
 	f := &b.fields
-	var items [16][2]*ast.Term // root 4 + user 7 + request 3, on the stack until copied by NewObject
+	var items [16][2]*ast.Term                   // root 4 + user 7 + request 3, on the stack until copied by NewObject
+	ts := termSlab{buf: make([]ast.Term, 0, 12)} // one allocation for the input's terms
 	root := items[:0:4]
 	if f.user {
 		user := items[4:4:11]
 		if f.sub {
-			user = append(user, [2]*ast.Term{kSub, str(in.User.Subject)})
+			user = append(user, [2]*ast.Term{kSub, ts.str(in.User.Subject)})
 		}
 		if f.iss {
-			user = append(user, [2]*ast.Term{kIss, str(in.User.Issuer)})
+			user = append(user, [2]*ast.Term{kIss, ts.str(in.User.Issuer)})
 		}
 		if f.email {
-			user = append(user, [2]*ast.Term{kEmail, str(in.User.Email)})
+			user = append(user, [2]*ast.Term{kEmail, ts.str(in.User.Email)})
 		}
 		if f.name {
-			user = append(user, [2]*ast.Term{kName, str(in.User.Name)})
+			user = append(user, [2]*ast.Term{kName, ts.str(in.User.Name)})
 		}
 		if f.username {
-			user = append(user, [2]*ast.Term{kUsername, str(in.User.Username)})
+			user = append(user, [2]*ast.Term{kUsername, ts.str(in.User.Username)})
 		}
 		if f.groups {
-			user = append(user, [2]*ast.Term{kGroups, strArray(in.User.Groups)})
+			user = append(user, [2]*ast.Term{kGroups, ts.strArray(in.User.Groups)})
 		}
 		if f.ref {
-			user = append(user, [2]*ast.Term{kRef, str(userRef)})
+			user = append(user, [2]*ast.Term{kRef, ts.str(userRef)})
 		}
-		root = append(root, [2]*ast.Term{kUser, ast.NewTerm(ast.NewObject(user...))})
+		root = append(root, [2]*ast.Term{kUser, ts.term(ast.NewObject(user...))})
 	}
 	if f.request {
 		req := items[11:11:14]
 		if f.method {
-			req = append(req, [2]*ast.Term{kMethod, str(in.Request.Method)})
+			req = append(req, [2]*ast.Term{kMethod, ts.str(in.Request.Method)})
 		}
 		if f.host {
-			req = append(req, [2]*ast.Term{kHost, str(in.Request.Host)})
+			req = append(req, [2]*ast.Term{kHost, ts.str(in.Request.Host)})
 		}
 		if f.path {
-			req = append(req, [2]*ast.Term{kPath, str(in.Request.Path)})
+			req = append(req, [2]*ast.Term{kPath, ts.str(in.Request.Path)})
 		}
-		root = append(root, [2]*ast.Term{kRequest, ast.NewTerm(ast.NewObject(req...))})
+		root = append(root, [2]*ast.Term{kRequest, ts.term(ast.NewObject(req...))})
 	}
 	if f.route {
 		root = append(root, [2]*ast.Term{kRoute, b.route(in.Route)})
 	}
 	if f.time {
-		root = append(root, [2]*ast.Term{kTime, nanos(in.Time.UnixNano())})
+		root = append(root, [2]*ast.Term{kTime, ts.term(ast.Number(strconv.FormatInt(in.Time.UnixNano(), 10)))})
 	}
 	return ast.NewObject(root...)
+}
+
+// termSlab hands out terms from one block, so an input's dozen terms cost
+// one allocation; the terms live as long as any of them is referenced.
+type termSlab struct{ buf []ast.Term }
+
+func (ts *termSlab) term(v ast.Value) *ast.Term {
+	if len(ts.buf) == cap(ts.buf) {
+		ts.buf = make([]ast.Term, 0, 16) // earlier terms stay in the old block
+	}
+	ts.buf = append(ts.buf, ast.Term{Value: v})
+	return &ts.buf[len(ts.buf)-1]
+}
+
+func (ts *termSlab) str(s string) *ast.Term {
+	if s == "" {
+		return emptyString
+	}
+	return ts.term(ast.String(s))
+}
+
+func (ts *termSlab) strArray(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return emptyArray
+	}
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = ts.str(s)
+	}
+	return ts.term(ast.NewArray(terms...))
 }
 
 func (b *inputBuilder) route(r Route) *ast.Term {
