@@ -45,15 +45,16 @@ func (s *Session) CanRefresh() bool { return s.refreshToken != "" }
 // Session decodes and checks the session cookie. It needs no network and
 // never panics; every failure is ErrNoSession (wrapped with the reason).
 func (a *Authenticator) Session(r *http.Request) (*Session, error) {
-	c, err := r.Cookie(a.cfg.CookieName)
-	if err != nil {
+	value, ok := cookieValue(r, a.cfg.CookieName)
+	if !ok {
 		return nil, ErrNoSession
 	}
 	now := a.cfg.now()
-	s, cached := a.cache.get(c.Value)
+	s, cached := a.cache.get(value)
 	if !cached {
-		if s, err = a.decodeSession(c.Value); err != nil {
-			a.cfg.log.Debug("auth: session cookie rejected", "reason", err.Error(), "cookie_len", len(c.Value))
+		var err error
+		if s, err = a.decodeSession(value); err != nil {
+			a.cfg.log.Debug("auth: session cookie rejected", "reason", err.Error(), "cookie_len", len(value))
 			return nil, fmt.Errorf("%w: %w", ErrNoSession, err)
 		}
 	}
@@ -66,7 +67,7 @@ func (a *Authenticator) Session(r *http.Request) (*Session, error) {
 		return nil, fmt.Errorf("%w: session was signed out", ErrNoSession)
 	}
 	if !cached {
-		a.cache.put(c.Value, s)
+		a.cache.put(value, s)
 	}
 	return s.clone(), nil
 }
