@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"os"
 	"slices"
 	"strings"
@@ -248,7 +249,9 @@ func stripCookies(h http.Header, own []string) {
 				continue
 			}
 			name, _, _ := strings.Cut(p, "=")
-			if ownCookie(name, own) {
+			// Trimmed as net/http (and the session lookup) trim it: "_backgate =v"
+			// is the session cookie and must not reach the upstream either.
+			if ownCookie(textproto.TrimString(name), own) {
 				changed = true
 				continue
 			}

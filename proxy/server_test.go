@@ -592,3 +592,30 @@ func TestLogoutNeedsThePersonsAction(t *testing.T) {
 		})
 	}
 }
+
+// TestStripCookiesAsNetHTTPReadsThem: every spelling net/http (and the
+// session lookup) reads as one of backgate's cookies is removed before the
+// upstream, the application's cookies stay.
+func TestStripCookiesAsNetHTTPReadsThem(t *testing.T) {
+	own := []string{"_backgate"}
+	for _, tc := range []struct{ in, want string }{
+		{"_backgate=s; app=1", "app=1"},
+		{"_backgate =s; app=1", "app=1"},
+		{" _backgate\t=s;app=1", "app=1"},
+		{"app=1; _backgate_login_x=zz", "app=1"},
+		{"app=1;  _backgate", "app=1"},
+		{"_backgate=s", ""},
+		{"_BACKGATE=s; app=1", "_BACKGATE=s; app=1"}, // names are case-sensitive: not ours
+		{"app=1; other=2", "app=1; other=2"},
+	} {
+		h := http.Header{"Cookie": {tc.in}}
+		stripCookies(h, own)
+		if got := h.Get("Cookie"); got != tc.want {
+			t.Errorf("%q: upstream gets %q, want %q", tc.in, got, tc.want)
+		}
+		r := &http.Request{Header: h}
+		if c, err := r.Cookie("_backgate"); err == nil {
+			t.Errorf("%q: net/http still finds the session cookie %q after stripping", tc.in, c.Value)
+		}
+	}
+}
