@@ -471,6 +471,10 @@ func (c *compiler) call(s *ir.CallStmt) (stmt, error) {
 	if refusedBuiltins[s.Func] {
 		return stmt{}, fmt.Errorf("%w: built-in %s", ErrUnsupported, s.Func)
 	}
+	if b, ok := ast.BuiltinMap[s.Func]; ok && b.Relation {
+		// A relation (walk) yields many values; a call statement takes one.
+		return stmt{}, fmt.Errorf("%w: relation built-in %s", ErrUnsupported, s.Func)
+	}
 	f := topdown.GetBuiltin(s.Func)
 	if f == nil {
 		return stmt{}, fmt.Errorf("%w: built-in %s", ErrUnsupported, s.Func)

@@ -20,6 +20,8 @@ var ErrMultipleResults = errors.New("ireval: more than one result")
 
 var keyResult = ast.InternedTerm("result")
 
+var errTwoOutputs = errors.New("ireval: built-in produced more than one value")
+
 // emptySet and emptyObject are the shared values of collections made by
 // MakeSetStmt and MakeObjectStmt until their first element; they are never
 // mutated.
@@ -120,6 +122,9 @@ func (p *Program) state() *state {
 	st.bctx.Metrics = metrics.NoOp()     // for built-ins that count
 	st.bctx.Cancel = topdown.NewCancel() // never cancelled: evaluations are short
 	st.iter = func(t *ast.Term) error {
+		if st.out != nil {
+			return errTwoOutputs // relations are refused at compile time; never serve one of several
+		}
 		st.out = t
 		return nil
 	}
@@ -572,6 +577,9 @@ func (st *state) builtin(base int, s *stmt) (*ast.Term, error) {
 	st.bctx.Location = s.loc
 	err := s.bi.f(st.bctx, ops, st.iter)
 	clear(ops)
+	if errors.Is(err, errTwoOutputs) {
+		return nil, fmt.Errorf("%s: %w", s.bi.name, err)
+	}
 	if err != nil {
 		var h topdown.Halt
 		if errors.As(err, &h) {

@@ -195,6 +195,7 @@ func TestUnsupportedIsReported(t *testing.T) {
 	for name, module := range map[string]string{
 		"with":      "package t\nf := input.x\nout := x if { x := f with input.x as 1 }",
 		"http.send": "package t\nout := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:1\"})",
+		"walk":      "package t\nout := [p | walk(input, [p, _])]",
 	} {
 		if _, err := plan(t, module, "t/out"); !errors.Is(err, ireval.ErrUnsupported) {
 			t.Errorf("%s: err = %v, want ErrUnsupported", name, err)
