@@ -317,7 +317,7 @@ func (e *Engine) SetGrants(grants []Grant) error {
 	if err != nil {
 		return err
 	}
-	e.swap(func(id uint64, old *snapshot) *snapshot { return newSnapshot(id, old.cat, old.catalog, v) })
+	e.swap(func(id uint64, old *snapshot) *snapshot { return old.withGrants(id, v) })
 	return nil
 }
 

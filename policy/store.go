@@ -72,6 +72,23 @@ func newSnapshot(id uint64, cat CatalogData, catalog ast.Object, grants ast.Obje
 	return s
 }
 
+// withGrants is s with other grants: the catalog and its lookup maps are
+// shared, not rebuilt (a grant approved or revoked swaps only the grants).
+func (s *snapshot) withGrants(id uint64, grants ast.Object) *snapshot {
+	if grants == nil {
+		grants = ast.NewObject()
+	}
+	n := &snapshot{id: id, cat: s.cat, catRev: s.catRev, catalog: s.catalog, collection: s.collection,
+		index: s.index, grants: grants}
+	items := [][2]*ast.Term{{keyGrants, ast.NewTerm(grants)}}
+	if s.catalog != nil {
+		items = append(items, [2]*ast.Term{keyCatalog, s.root.Get(keyCatalog)})
+	}
+	n.root = ast.NewObject(items...)
+	n.rootTerm = ast.NewTerm(n.root)
+	return n
+}
+
 // Get implements topdown.BaseCache: evaluations read base documents
 // straight from the immutable snapshot, so topdown neither copies paths nor
 // builds its per-query cache trie. A nil result (not found) makes topdown
