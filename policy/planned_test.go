@@ -84,6 +84,24 @@ func TestPlannedMatchesTopdown(t *testing.T) {
 		t.Fatalf("%d of %d decisions allowed", allowed, n)
 	}
 	t.Logf("%d decisions compared, %d allowed", n, allowed)
+	// A grant change swaps only the grants (the catalog's maps are shared):
+	// the new grant counts at once, the old one no longer, in both.
+	newGrants := []Grant{{ID: "g-new", User: uref("bob"), Service: "component:default/petstore", Environment: "prod",
+		ExpiresAt: t0.Add(time.Hour), ApprovedBy: []string{uref("alice")}}}
+	for _, e := range []*Engine{fast, ref} {
+		if err := e.SetGrants(newGrants); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob, carol := req("bob", "component:default/petstore", "prod"), req("carol", "component:default/petstore", "prod")
+	sameDecision(t, "bob after the grant swap", fast, ref, bob)
+	sameDecision(t, "carol after the grant swap", fast, ref, carol)
+	if d, _ := fast.Decide(context.Background(), bob); !d.Allow || d.GrantID != "g-new" {
+		t.Fatalf("bob's new grant: %+v", d)
+	}
+	if d, _ := fast.Decide(context.Background(), carol); d.Allow {
+		t.Fatalf("carol's removed grant still counts: %+v", d)
+	}
 	// No catalog at all: both deny the same way.
 	empty, emptyRef := newTestEngine(t, Options{}), newTestEngine(t, Options{TopdownOnly: true})
 	sameDecision(t, "no catalog", empty, emptyRef, req("alice", "component:default/petstore", "dev"))
