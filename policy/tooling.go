@@ -18,13 +18,26 @@ import (
 // included, with the input and catalog schemas. A problem is returned as
 // PolicyErrors, each with file and line.
 func Check(dir string) error {
+	_, err := CheckEvaluator(dir)
+	return err
+}
+
+// CheckEvaluator is Check, and also says how backgate would evaluate the
+// policy's decisions: "planned", or "topdown (reason)" when the policy uses
+// something the planned evaluator does not run (see docs/policy.md).
+func CheckEvaluator(dir string) (string, error) {
 	fsys, label := openSource(dir)
 	src, err := readSource(fsys, label)
 	if err != nil {
-		return err
+		return "", err
 	}
-	_, _, err = compile(src, true)
-	return err
+	if _, _, err = compile(src, true); err != nil {
+		return "", err
+	}
+	if _, err := planQuery(context.Background(), src, DecisionQuery); err != nil {
+		return "topdown (" + err.Error() + ")", nil
+	}
+	return "planned", nil
 }
 
 // TestSummary is the outcome of Test.

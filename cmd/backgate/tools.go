@@ -82,7 +82,8 @@ func policyCheck(_ context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := policy.Check(fs.Arg(0)); err != nil {
+	evaluator, err := policy.CheckEvaluator(fs.Arg(0))
+	if err != nil {
 		return err
 	}
 	dir := fs.Arg(0)
@@ -90,6 +91,7 @@ func policyCheck(_ context.Context, e *env, args []string) error {
 		dir = "the shipped policy"
 	}
 	fmt.Fprintf(e.stdout, "%s: compiles strictly and type-checks against the input and catalog schemas\n", dir)
+	fmt.Fprintf(e.stdout, "decisions are evaluated by: %s\n", evaluator)
 	return nil
 }
 

@@ -112,8 +112,21 @@ func TestPolicyTestAndCheck(t *testing.T) {
 	if err := os.CopyFS(dir, os.DirFS("../../rego")); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := runCLI(t, nil, "policy", "check", dir); code != 0 {
+	if code, out, errOut := runCLI(t, nil, "policy", "check", dir); code != 0 || !strings.Contains(out, "decisions are evaluated by: planned\n") {
 		t.Fatalf("policy check on the shipped policy: %d %s%s", code, out, errOut)
+	}
+	// A policy the planned evaluator cannot run (here: with) still checks,
+	// and says topdown will decide, and why.
+	withDir := t.TempDir()
+	if err := os.CopyFS(withDir, os.DirFS("../../rego")); err != nil {
+		t.Fatal(err)
+	}
+	settings, _ := os.ReadFile(filepath.Join(withDir, "settings.rego"))
+	os.WriteFile(filepath.Join(withDir, "settings.rego"), append(settings, []byte("\nprobe := x if {\n\tx := environments with input.route as {}\n}\n")...), 0o600)
+	authzSrc, _ := os.ReadFile(filepath.Join(withDir, "authz.rego"))
+	os.WriteFile(filepath.Join(withDir, "authz.rego"), append(authzSrc, []byte("\ndeny contains {\"rule\": \"probe\", \"reason\": \"probe\"} if {\n\tnot settings.probe\n}\n")...), 0o600)
+	if code, out, errOut := runCLI(t, nil, "policy", "check", withDir); code != 0 || !strings.Contains(out, "decisions are evaluated by: topdown (") || !strings.Contains(out, "WithStmt") {
+		t.Fatalf("policy check on a policy with `with`: %d %s%s", code, out, errOut)
 	}
 	authz, _ := os.ReadFile(filepath.Join(dir, "authz.rego"))
 	lines := strings.Count(string(authz), "\n")
