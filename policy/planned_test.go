@@ -3,10 +3,15 @@ package policy
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	shipped "github.com/backgate/backgate/rego"
 )
 
 // plannedPair returns two engines on the same policy, catalog and grants:
@@ -173,5 +178,44 @@ func TestPlannedConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestPlannedFallsBackToTopdown: a policy the planned evaluator cannot run
+// (it uses with) is served by topdown, says so, and decides as the same
+// policy does without the unsupported part.
+func TestPlannedFallsBackToTopdown(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, shipped.FS()); err != nil {
+		t.Fatal(err)
+	}
+	appendTo := func(name, text string) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), append(b, text...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTo("settings.rego", "\nprobe := x if {\n\tx := environments with input.route as {}\n}\n")
+	appendTo("authz.rego", "\ndeny contains {\"rule\": \"probe\", \"reason\": \"probe\"} if {\n\tnot settings.probe\n}\n")
+	e := newTestEngine(t, Options{PolicyDir: dir})
+	if ev := e.Evaluator(); !strings.HasPrefix(ev, "topdown (") || !strings.Contains(ev, "WithStmt") {
+		t.Fatalf("Evaluator() = %q, want topdown with the reason", ev)
+	}
+	planned, _ := plannedPair(t)
+	if err := e.SetCatalog(smallCatalog("rev-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := planned.SetGrants(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []Input{req("alice", "component:default/petstore", "staging"), req("carol", "component:default/petstore", "staging")} {
+		got, err1 := e.Decide(context.Background(), in)
+		want, err2 := planned.Decide(context.Background(), in)
+		if err1 != nil || err2 != nil || got.Allow != want.Allow || !reflect.DeepEqual(got.Rules, want.Rules) {
+			t.Fatalf("%s: topdown fallback %+v %v, planned %+v %v", in.User.Username, got, err1, want, err2)
+		}
 	}
 }
