@@ -158,6 +158,18 @@ out := {
 	"trim": trim_space("  x  "),
 	"lower in set": lower(input.user) in {"alice", "bob"},
 } if is_string(input.user)`},
+		{"array comprehensions over objects and sets keep topdown's order", `package t
+# The order of an array built from a set literal that mixes constants and
+# variables is not defined by Rego (topdown keeps its unplugged order, the
+# planned evaluator the set's): sort() it, as docs/policy.md says.
+out := {
+	"keys": [k | some k, _ in data.users],
+	"values": [v.age | some v in data.users],
+	"set": sort([x | some x in {"b", "a", "c", input.env}]),
+	"set of constants": [x | some x in {"b", "a", "c"}],
+	"comprehension set": [x | some x in {y | some y in ["q", "p", input.env]}],
+	"big": [k | some k, _ in {"z": 1, "y": 2, "x": 3, "a0": 4, "b9": 5, "m": 6, "n": 7, "c": 8, "d": 9, "e": 10}],
+}`},
 		{"undefined result", `package t
 out := 1 if input.nothing`},
 		{"nested breaks", `package t
