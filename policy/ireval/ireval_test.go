@@ -160,8 +160,9 @@ out := {
 } if is_string(input.user)`},
 		{"array comprehensions over objects and sets keep topdown's order", `package t
 # The order of an array built from a set literal that mixes constants and
-# variables is not defined by Rego (topdown keeps its unplugged order, the
-# planned evaluator the set's): sort() it, as docs/policy.md says.
+# variables is not defined by Rego (topdown puts the variables' values after
+# the sorted constants, the planned evaluator sorts all): sort() it, as
+# docs/policy.md says.
 out := {
 	"keys": [k | some k, _ in data.users],
 	"values": [v.age | some v in data.users],
