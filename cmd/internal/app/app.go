@@ -83,16 +83,22 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 }
 
 // accessLogWriter is where the proxy writes access records directly: the
-// log writer, when the log is JSON (the layout the direct encoder writes)
-// and info records are on; nil otherwise (records then go through slog).
-// It assumes the logger was made by NewLogger(c, w).
+// log writer, when the log is JSON (the layout the direct encoder writes),
+// info records are on, and the writer takes whole lines from several
+// goroutines at once without a lock of ours (a file such as stderr, or
+// io.Discard); nil otherwise, and records then go through slog, whose
+// handler serialises its writes. It assumes the logger was made by
+// NewLogger(c, w).
 func accessLogWriter(c config.Log, w io.Writer) io.Writer {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
-	if c.Format == "text" || lvl > slog.LevelInfo || w == nil {
+	if c.Format == "text" || lvl > slog.LevelInfo {
 		return nil
 	}
-	return w
+	if _, isFile := w.(*os.File); isFile || w == io.Discard {
+		return w
+	}
+	return nil
 }
 
 // Build wires every package from cfg. It reads secrets and keys and loads

@@ -1,7 +1,10 @@
 package app
 
 import (
+	"bytes"
+	"io"
 	"math"
+	"os"
 	"testing"
 
 	"github.com/backgate/backgate/config"
@@ -29,5 +32,29 @@ func TestGCFor(t *testing.T) {
 				t.Fatalf("gcFor = %+v, want percent %d limit %d", g, tt.percent, tt.limit)
 			}
 		})
+	}
+}
+
+// TestAccessLogWriter: the direct access log is used only for JSON at info
+// level and below, and only on writers safe for concurrent whole-line
+// writes (files, io.Discard); anything else goes through slog.
+func TestAccessLogWriter(t *testing.T) {
+	var buf bytes.Buffer
+	tests := []struct {
+		name string
+		c    config.Log
+		w    io.Writer
+		want io.Writer
+	}{
+		{"stderr json info", config.Log{Level: "info", Format: "json"}, os.Stderr, os.Stderr},
+		{"discard", config.Log{Level: "debug", Format: "json"}, io.Discard, io.Discard},
+		{"text", config.Log{Level: "info", Format: "text"}, os.Stderr, nil},
+		{"warn", config.Log{Level: "warn", Format: "json"}, os.Stderr, nil},
+		{"buffer", config.Log{Level: "info", Format: "json"}, &buf, nil},
+	}
+	for _, tt := range tests {
+		if got := accessLogWriter(tt.c, tt.w); got != tt.want {
+			t.Errorf("%s: accessLogWriter = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
