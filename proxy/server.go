@@ -105,7 +105,9 @@ type Options struct {
 	// (time, level, msg, then the fields), instead of through Logger: the
 	// record is on every request's path and the direct encoder costs a
 	// fraction of slog's. Give it the writer of a JSON Logger at level info
-	// or below, so both kinds of line look alike.
+	// or below, so both kinds of line look alike. It is written from many
+	// goroutines, one whole line per Write, without a lock: it must take
+	// that (a file such as stderr does).
 	AccessLog io.Writer
 	Now       func() time.Time
 }
