@@ -17,7 +17,12 @@ import (
 // with OPA's planner and compiles the plan for ireval. ireval.ErrUnsupported
 // means the policy uses something only topdown evaluates; any error leaves
 // the query to topdown, which remains the reference evaluator.
-func planQuery(ctx context.Context, src *source, query string) (*ireval.Program, error) {
+func planQuery(ctx context.Context, src *source, query string) (prog *ireval.Program, err error) {
+	defer func() {
+		if r := recover(); r != nil { // the planner is not the reference evaluator: never let it take a reload down
+			prog, err = nil, fmt.Errorf("policy: plan %s: planner panic: %v", query, r)
+		}
+	}()
 	entry := strings.ReplaceAll(strings.TrimPrefix(query, "data."), ".", "/")
 	b := &bundle.Bundle{Data: map[string]any{}}
 	names := make([]string, 0, len(src.rego))
@@ -47,8 +52,7 @@ func planQuery(ctx context.Context, src *source, query string) (*ireval.Program,
 	if out == nil || len(out.PlanModules) != 1 {
 		return nil, fmt.Errorf("policy: plan %s: planner produced no plan", query)
 	}
-	prog, err := ireval.Compile(out.PlanModules[0].Raw, entry)
-	if err != nil {
+	if prog, err = ireval.Compile(out.PlanModules[0].Raw, entry); err != nil {
 		return nil, fmt.Errorf("policy: plan %s: %w", query, err)
 	}
 	return prog, nil
