@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -21,6 +22,8 @@ type record struct {
 	id       string
 	status   int
 	bytes    int64
+	host     string     // r.Host without port, lower-cased
+	peer     netip.Addr // r.RemoteAddr's address
 	route    *Route
 	user     string
 	decision *policy.Decision
@@ -58,8 +61,8 @@ func (w *record) Flush() {
 // left out: it may carry codes or tokens.
 func (s *Server) logAccess(w *record, r *http.Request) {
 	a := accessFields{
-		id: w.id, method: r.Method, host: hostOnly(r.Host), path: r.URL.Path,
-		status: w.status, bytes: w.bytes, client: s.ClientIP(r), user: w.user, route: w.route, decision: w.decision,
+		id: w.id, method: r.Method, host: w.host, path: r.URL.Path,
+		status: w.status, bytes: w.bytes, client: s.clientIP(w.peer, r), user: w.user, route: w.route, decision: w.decision,
 		durationMS: float64(s.now().Sub(w.start).Microseconds()) / 1000,
 	}
 	if a.status == 0 {

@@ -110,7 +110,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = pr.In.Host // BIG-IP and the iRule see the external host name
 
 	// Forwarding headers: believed only from configured proxies.
-	peer := peerAddr(pr.In.RemoteAddr)
+	peer := f.rec.peer
 	if s.trusted(peer) {
 		if xff := pr.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 			pr.Out.Header["X-Forwarded-For"] = slices.Clone(xff)
@@ -187,10 +187,10 @@ func (s *Server) trusted(a netip.Addr) bool {
 	return false
 }
 
-// ClientIP is the address the request came from: the peer, or, behind
-// trusted proxies, the right-most X-Forwarded-For entry they did not add.
-func (s *Server) ClientIP(r *http.Request) string {
-	peer := peerAddr(r.RemoteAddr)
+// clientIP is the address the request came from: the peer (r.RemoteAddr,
+// parsed), or, behind trusted proxies, the right-most X-Forwarded-For entry
+// they did not add.
+func (s *Server) clientIP(peer netip.Addr, r *http.Request) string {
 	if !s.trusted(peer) {
 		if peer.IsValid() {
 			return peer.Unmap().String()

@@ -195,13 +195,15 @@ func fwdFrom(ctx context.Context) *forward { f, _ := ctx.Value(ctxKey{}).(*forwa
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := &record{ResponseWriter: w, start: s.now(), id: newID()}
+	// Host and peer are parsed once: routing, forwarding and the access
+	// record all need them.
+	rec := &record{ResponseWriter: w, start: s.now(), id: newID(), host: hostOnly(r.Host), peer: peerAddr(r.RemoteAddr)}
 	defer s.logAccess(rec, r)
 	s.serve(rec, r)
 }
 
 func (s *Server) serve(w *record, r *http.Request) {
-	host := hostOnly(r.Host)
+	host := w.host
 	path := r.URL.Path
 	if strings.HasPrefix(path, "/_backgate/") {
 		s.serveInternal(w, r, strings.TrimPrefix(path, "/_backgate"))

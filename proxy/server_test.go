@@ -619,3 +619,31 @@ func TestStripCookiesAsNetHTTPReadsThem(t *testing.T) {
 		}
 	}
 }
+
+// TestClientIP: the access record's client is the peer, unless the peer is
+// a trusted proxy: then the right-most X-Forwarded-For hop that is not one.
+func TestClientIP(t *testing.T) {
+	s, err := New(Options{ExternalURL: &url.URL{Scheme: "http", Host: "backgate.test"}, Sessions: &testSessions{},
+		Authorizer: authzFunc(allowAlice), Signer: testSigner{}, Strip: signer.StripBackgateHeaders,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ remote, xff, want string }{
+		{"192.0.2.1:5000", "203.0.113.9", "192.0.2.1"},                          // untrusted peer: its header is ignored
+		{"10.0.0.5:5000", "203.0.113.9", "203.0.113.9"},                         // trusted proxy
+		{"10.0.0.5:5000", "198.51.100.7, 203.0.113.9, 10.0.0.6", "203.0.113.9"}, // right-most untrusted hop
+		{"10.0.0.5:5000", "bogus", "10.0.0.5"},                                  // unparsable: the peer
+		{"10.0.0.5:5000", "", "10.0.0.5"},
+		{"[::ffff:192.0.2.1]:5000", "", "192.0.2.1"},
+	} {
+		r := httptest.NewRequest("GET", "http://app.test/", nil)
+		r.RemoteAddr = tt.remote
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if got := s.clientIP(peerAddr(r.RemoteAddr), r); got != tt.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: client %q, want %q", tt.remote, tt.xff, got, tt.want)
+		}
+	}
+}
