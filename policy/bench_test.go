@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
@@ -77,7 +78,7 @@ func decideEngine(b *testing.B, opts Options) *Engine {
 // service (user-i is in the team that owns svc-i), so nothing is served from
 // a previous decision.
 func BenchmarkDecide(b *testing.B) {
-	benchDecide(b, decideEngine(b, Options{}), 10000)
+	benchDecide(b, decideEngine(b, Options{}), ownerInputs(b, 10000), true)
 }
 
 // BenchmarkDecideOneInput repeats one decision (evaluated every time: the
@@ -85,16 +86,27 @@ func BenchmarkDecide(b *testing.B) {
 // cost without the memory latency of touching a different part of a large
 // catalog each time.
 func BenchmarkDecideOneInput(b *testing.B) {
-	benchDecide(b, decideEngine(b, Options{}), 1)
+	benchDecide(b, decideEngine(b, Options{}), ownerInputs(b, 1), true)
 }
 
-func benchDecide(b *testing.B, e *Engine, distinct int) {
-	ins := make([]Input, distinct)
+// ownerInputs is n staging requests, user-i for svc-i, each allowed by the
+// owning-group rule (checked by benchDecide).
+func ownerInputs(b *testing.B, n int) []Input {
+	ins := make([]Input, n)
 	for i := range ins {
 		ins[i] = req(fmt.Sprintf("user-%d", i), fmt.Sprintf("component:default/svc-%d", i), "staging")
 	}
-	for _, i := range []int{0, distinct / 2, distinct - 1} {
-		if d, err := e.Decide(context.Background(), ins[i]); err != nil || !d.Allow || d.Rules[0] != "owning_group" {
+	return ins
+}
+
+// benchDecide checks that the first, middle and last inputs get the
+// decision expected (allow, owning_group rule, or deny), then decides the
+// inputs in turn, reporting CPU time per decision (GC included) and the
+// number of GC cycles.
+func benchDecide(b *testing.B, e *Engine, ins []Input, allow bool) {
+	for _, i := range []int{0, len(ins) / 2, len(ins) - 1} {
+		d, err := e.Decide(context.Background(), ins[i])
+		if err != nil || d.Allow != allow || allow && d.Rules[0] != "owning_group" {
 			b.Fatalf("fixture decision %d: %+v %v", i, d, err)
 		}
 	}
@@ -107,7 +119,7 @@ func benchDecide(b *testing.B, e *Engine, distinct int) {
 	cpu := cpuTime()
 	i := 0
 	for b.Loop() {
-		if _, err := e.Decide(ctx, ins[i%distinct]); err != nil {
+		if _, err := e.Decide(ctx, ins[i%len(ins)]); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -131,10 +143,10 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
-// BenchmarkDecideParallel: BenchmarkDecide from every P at once (decisions
+// BenchmarkDecideParallel: BenchmarkDecideOneInput from every P at once (decisions
 // share no lock: policy and data are read through atomic pointers).
 func BenchmarkDecideParallel(b *testing.B) {
-	e, _ := benchEngine(b)
+	e := decideEngine(b, Options{})
 	in := req("user-0", "component:default/svc-0", "staging")
 	ctx := context.Background()
 	runtime.GC()
@@ -186,21 +198,7 @@ func heapAfterGC() uint64 {
 // BenchmarkDecideDeny: a prod request no rule allows (exercises the reason
 // for "nothing matched").
 func BenchmarkDecideDeny(b *testing.B) {
-	e, _ := benchEngine(b)
-	in := req("user-1", "component:default/svc-0", "prod")
-	if d, err := e.Decide(context.Background(), in); err != nil || d.Allow {
-		b.Fatalf("fixture decision: %+v %v", d, err)
-	}
-	ctx := context.Background()
-	runtime.GC()
-	b.ReportAllocs()
-	cpu := cpuTime()
-	for b.Loop() {
-		if _, err := e.Decide(ctx, in); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportCPU(b, cpu)
+	benchDecide(b, decideEngine(b, Options{}), []Input{req("user-1", "component:default/svc-0", "prod")}, false)
 }
 
 // BenchmarkCatalogSwapUnderLoad: Decide in parallel while another goroutine
@@ -278,16 +276,17 @@ func BenchmarkDecideSmallCatalog(b *testing.B) {
 	if err := e.SetCatalog(smallCatalog("s")); err != nil {
 		b.Fatal(err)
 	}
-	in := req("alice", "component:default/petstore", "staging")
-	ctx := context.Background()
-	b.ReportAllocs()
-	cpu := cpuTime()
-	for b.Loop() {
-		if _, err := e.Decide(ctx, in); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportCPU(b, cpu)
+	benchDecide(b, e, []Input{req("alice", "component:default/petstore", "staging")}, true)
+}
+
+// BenchmarkDecideTrivialPolicy is the engine's fixed cost: a policy that
+// only returns a constant decision.
+func BenchmarkDecideTrivialPolicy(b *testing.B) {
+	fsys := fstest.MapFS{"authz.rego": &fstest.MapFile{Data: []byte(`package backgate.authz
+
+decision := {"allow": true, "matched": {{"rule": "owning_group", "reason": "ok"}}}
+`)}}
+	benchDecide(b, newTestEngine(b, Options{PolicyFS: fsys}), []Input{req("alice", "component:default/petstore", "staging")}, true)
 }
 
 // BenchmarkInputBuild: the decision input as an AST value, built directly

@@ -134,7 +134,7 @@ func FuzzPlannedMatchesTopdown(f *testing.F) {
 // BenchmarkDecideTopdown is BenchmarkDecide with the planned program
 // switched off: the baseline the planned program is measured against.
 func BenchmarkDecideTopdown(b *testing.B) {
-	benchDecide(b, decideEngine(b, Options{TopdownOnly: true}), 10000)
+	benchDecide(b, decideEngine(b, Options{TopdownOnly: true}), ownerInputs(b, 10000), true)
 }
 
 // TestPlannedConcurrent: decisions evaluated at once from several
