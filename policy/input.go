@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,27 +36,11 @@ var (
 	emptyArray   = ast.ArrayTerm()
 )
 
-func str(s string) *ast.Term {
-	if s == "" {
-		return emptyString
-	}
-	return ast.StringTerm(s)
-}
-
-func strArray(ss []string) *ast.Term {
-	if len(ss) == 0 {
-		return emptyArray
-	}
-	terms := make([]*ast.Term, len(ss))
-	for i, s := range ss {
-		terms[i] = str(s)
-	}
-	return ast.ArrayTerm(terms...)
-}
-
-func nanos(n int64) *ast.Term {
-	return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10)))
-}
+// str, strArray and nanos allocate each term on its own (termSlab's nil
+// receiver); decision inputs use a termSlab.
+func str(s string) *ast.Term         { return (*termSlab)(nil).str(s) }
+func strArray(ss []string) *ast.Term { return (*termSlab)(nil).strArray(ss) }
+func nanos(n int64) *ast.Term        { return (*termSlab)(nil).nanos(n) }
 
 // inputUse records which input fields a policy can read, found by walking
 // every ref rooted at input in the compiled modules. A field the policy
@@ -241,16 +224,20 @@ func (b *inputBuilder) build(in *Input, userRef string) ast.Value {
 		root = append(root, [2]*ast.Term{kRoute, b.route(in.Route)})
 	}
 	if f.time {
-		root = append(root, [2]*ast.Term{kTime, ts.term(ast.Number(strconv.FormatInt(in.Time.UnixNano(), 10)))})
+		root = append(root, [2]*ast.Term{kTime, ts.nanos(in.Time.UnixNano())})
 	}
 	return ast.NewObject(root...)
 }
 
 // termSlab hands out terms from one block, so an input's dozen terms cost
-// one allocation; the terms live as long as any of them is referenced.
+// one allocation; the terms live as long as any of them is referenced. A nil
+// *termSlab allocates each term on its own.
 type termSlab struct{ buf []ast.Term }
 
 func (ts *termSlab) term(v ast.Value) *ast.Term {
+	if ts == nil {
+		return ast.NewTerm(v)
+	}
 	if len(ts.buf) == cap(ts.buf) {
 		ts.buf = make([]ast.Term, 0, 16) // earlier terms stay in the old block
 	}
@@ -274,6 +261,10 @@ func (ts *termSlab) strArray(ss []string) *ast.Term {
 		terms[i] = ts.str(s)
 	}
 	return ts.term(ast.NewArray(terms...))
+}
+
+func (ts *termSlab) nanos(n int64) *ast.Term {
+	return ts.term(ast.Number(strconv.FormatInt(n, 10)))
 }
 
 func (b *inputBuilder) route(r Route) *ast.Term {
