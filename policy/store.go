@@ -20,14 +20,15 @@ import (
 type snapshot struct {
 	id uint64
 
-	cat        CatalogData // nil until SetCatalog
-	catRev     string
-	catalog    ast.Object                      // data.catalog, nil until SetCatalog
-	collection map[string]map[string]*ast.Term // data.catalog.<collection>[<ref>], for allocation-free reads
-	grants     ast.Object                      // data.grants, never nil
-	root       ast.Object                      // data, for whole-document reads
-	rootTerm   *ast.Term                       // root as a term (the planned evaluator's data)
-	index      ireval.Index                    // the collections again, by term, for the planned evaluator
+	cat         CatalogData // nil until SetCatalog
+	catRev      string
+	catalog     ast.Object                      // data.catalog, nil until SetCatalog
+	catalogTerm *ast.Term                       // catalog as the term data's root holds (the index keys are inside it)
+	collection  map[string]map[string]*ast.Term // data.catalog.<collection>[<ref>], for allocation-free reads
+	grants      ast.Object                      // data.grants, never nil
+	root        ast.Object                      // data, for whole-document reads
+	rootTerm    *ast.Term                       // root as a term (the planned evaluator's data)
+	index       ireval.Index                    // the collections again, by term, for the planned evaluator
 }
 
 // ID implements storage.Transaction.
@@ -39,14 +40,10 @@ var (
 )
 
 func newSnapshot(id uint64, cat CatalogData, catalog ast.Object, grants ast.Object) *snapshot {
-	s := &snapshot{id: id, cat: cat, catalog: catalog, grants: grants}
-	if grants == nil {
-		s.grants = ast.NewObject()
-	}
-	items := [][2]*ast.Term{{keyGrants, ast.NewTerm(s.grants)}}
+	s := &snapshot{id: id, cat: cat, catalog: catalog}
 	if catalog != nil {
 		s.catRev = cat.Revision()
-		items = append(items, [2]*ast.Term{keyCatalog, ast.NewTerm(catalog)})
+		s.catalogTerm = ast.NewTerm(catalog)
 		s.collection = map[string]map[string]*ast.Term{}
 		s.index = ireval.Index{}
 		catalog.Foreach(func(k, v *ast.Term) {
@@ -67,26 +64,25 @@ func newSnapshot(id uint64, cat CatalogData, catalog ast.Object, grants ast.Obje
 			}
 		})
 	}
-	s.root = ast.NewObject(items...)
-	s.rootTerm = ast.NewTerm(s.root)
-	return s
+	return s.withGrants(id, grants)
 }
 
-// withGrants is s with other grants: the catalog and its lookup maps are
-// shared, not rebuilt (a grant approved or revoked swaps only the grants).
+// withGrants is s with other grants (and id): the catalog and its lookup
+// maps are shared, not rebuilt, so a grant approved or revoked swaps only
+// the grants.
 func (s *snapshot) withGrants(id uint64, grants ast.Object) *snapshot {
-	if grants == nil {
-		grants = ast.NewObject()
+	n := *s
+	n.id, n.grants = id, grants
+	if n.grants == nil {
+		n.grants = ast.NewObject()
 	}
-	n := &snapshot{id: id, cat: s.cat, catRev: s.catRev, catalog: s.catalog, collection: s.collection,
-		index: s.index, grants: grants}
-	items := [][2]*ast.Term{{keyGrants, ast.NewTerm(grants)}}
-	if s.catalog != nil {
-		items = append(items, [2]*ast.Term{keyCatalog, s.root.Get(keyCatalog)})
+	items := [][2]*ast.Term{{keyGrants, ast.NewTerm(n.grants)}}
+	if n.catalogTerm != nil {
+		items = append(items, [2]*ast.Term{keyCatalog, n.catalogTerm})
 	}
 	n.root = ast.NewObject(items...)
 	n.rootTerm = ast.NewTerm(n.root)
-	return n
+	return &n
 }
 
 // Get implements topdown.BaseCache: evaluations read base documents
