@@ -97,7 +97,6 @@ type builtin struct {
 
 // Program is a compiled plan, immutable and safe for concurrent use.
 type Program struct {
-	entry     string
 	plan      []*block
 	nlocals   int32
 	funcs     []*function
@@ -108,9 +107,6 @@ type Program struct {
 	states    sync.Pool // *state
 }
 
-// Entry is the name of the plan the program runs.
-func (p *Program) Entry() string { return p.entry }
-
 // Compile prepares the plan named entry (e.g. "backgate/authz/decision")
 // from a policy serialised by OPA's planner (plan.json).
 func Compile(planJSON []byte, entry string) (*Program, error) {
@@ -118,15 +114,14 @@ func Compile(planJSON []byte, entry string) (*Program, error) {
 	if err := json.Unmarshal(planJSON, &pol); err != nil {
 		return nil, fmt.Errorf("ireval: decode plan: %w", err)
 	}
-	return CompilePolicy(&pol, entry)
+	return compilePolicy(&pol, entry)
 }
 
-// CompilePolicy is Compile for an already decoded plan.
-func CompilePolicy(pol *ir.Policy, entry string) (*Program, error) {
+func compilePolicy(pol *ir.Policy, entry string) (*Program, error) {
 	if pol.Static == nil || pol.Plans == nil {
 		return nil, fmt.Errorf("ireval: plan has no static section or no plans")
 	}
-	c := &compiler{pol: pol, p: &Program{entry: entry, byPath: map[string]int32{}}, fnIndex: map[string]int32{}}
+	c := &compiler{pol: pol, p: &Program{byPath: map[string]int32{}}, fnIndex: map[string]int32{}}
 	for _, f := range pol.Static.Files {
 		c.p.files = append(c.p.files, f.Value)
 	}
