@@ -223,15 +223,15 @@ func (a *Authenticator) Callback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Authenticator) readLogin(r *http.Request, name, state string) (*loginState, error) {
-	c, err := r.Cookie(name)
-	if err != nil {
+	value, ok := cookieValue(r, name)
+	if !ok {
 		return nil, errors.New("no login cookie for this state")
 	}
-	if len(c.Value) > MaxCookieLen {
-		return nil, fmt.Errorf("login cookie is %d bytes", len(c.Value))
+	if len(value) > MaxCookieLen {
+		return nil, fmt.Errorf("login cookie is %d bytes", len(value))
 	}
 	vals := make(map[any]any, 1)
-	if err := securecookie.DecodeMulti(name, c.Value, &vals, a.logins.Codecs...); err != nil {
+	if err := securecookie.DecodeMulti(name, value, &vals, a.logins.Codecs...); err != nil {
 		return nil, fmt.Errorf("decode login cookie: %w", err)
 	}
 	ls, ok := vals[loginValueKey].(*loginState)
