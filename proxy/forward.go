@@ -187,6 +187,10 @@ func (s *Server) trusted(a netip.Addr) bool {
 	return false
 }
 
+// ClientIP is the address r came from: the peer, or, behind trusted
+// proxies, the right-most X-Forwarded-For entry they did not add.
+func (s *Server) ClientIP(r *http.Request) string { return s.clientIP(peerAddr(r.RemoteAddr), r) }
+
 // clientIP is the address the request came from: the peer (r.RemoteAddr,
 // parsed), or, behind trusted proxies, the right-most X-Forwarded-For entry
 // they did not add.
