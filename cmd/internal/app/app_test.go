@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,6 +221,10 @@ log: {level: warn}
 	if resp.StatusCode != 200 || !strings.Contains(body, "policy_revision: ") || !strings.Contains(body, "catalog_revision: ") ||
 		!strings.Contains(body, "policy_evaluator: planned\n") {
 		t.Fatalf("readyz %d %s", resp.StatusCode, body)
+	}
+	// Run applied server.gc_percent (the default) to the process.
+	if p := debug.SetGCPercent(-1); debug.SetGCPercent(p) != -1 || p != cfg.Server.GCPercent {
+		t.Errorf("GC percent while serving = %d, want server.gc_percent %d", p, cfg.Server.GCPercent)
 	}
 
 	// Graceful shutdown: an in-flight request completes.
