@@ -18,7 +18,9 @@ type CacheOptions struct {
 	TTL time.Duration
 	// MaxEntries bounds the cache; zero means DefaultCacheEntries.
 	MaxEntries int
-	// Now is the clock; nil means time.Now.
+	// Now is the clock for inputs without a Time (an input's Time is the
+	// moment it is decided at, and entries age against it); nil means
+	// time.Now.
 	Now func() time.Time
 }
 
@@ -92,8 +94,9 @@ func (c *DecisionCache) Decide(ctx context.Context, in Input) (Decision, error) 
 	if gen.p == nil || gen.s == nil {
 		return c.e.Decide(ctx, in)
 	}
-	now := c.now()
-	if in.Time.IsZero() {
+	now := in.Time // the caller's reading of the clock (the proxy's: when the request arrived)
+	if now.IsZero() {
+		now = c.now()
 		in.Time = now
 	}
 	var buf [512]byte
@@ -106,7 +109,7 @@ func (c *DecisionCache) Decide(ctx context.Context, in Input) (Decision, error) 
 	}
 	ent, ok := sh.m[string(kb)] // no allocation for a lookup
 	sh.mu.Unlock()
-	if ok && now.Before(ent.until) && in.Time.Before(ent.until) {
+	if ok && now.Before(ent.until) {
 		c.hits.Add(1)
 		d := ent.d
 		d.ID = c.e.nextID()

@@ -26,7 +26,9 @@ type record struct {
 	peer     netip.Addr // r.RemoteAddr's address
 	route    *Route
 	user     string
-	decision *policy.Decision
+	decision *policy.Decision // &dec once a decision was made
+	dec      policy.Decision
+	fwd      forward // what Rewrite needs, for an allowed request
 }
 
 func (w *record) WriteHeader(code int) {
@@ -60,17 +62,18 @@ func (w *record) Flush() {
 // logAccess writes the one access record of a request. The query string is
 // left out: it may carry codes or tokens.
 func (s *Server) logAccess(w *record, r *http.Request) {
+	end := s.now()
 	a := accessFields{
 		id: w.id, method: r.Method, host: w.host, path: r.URL.Path,
-		status: w.status, bytes: w.bytes, client: s.clientIP(w.peer, r), user: w.user, route: w.route, decision: w.decision,
-		durationMS: float64(s.now().Sub(w.start).Microseconds()) / 1000,
+		status: w.status, bytes: w.bytes, client: s.clientAddr(w.peer, r), user: w.user, route: w.route, decision: w.decision,
+		durationMS: float64(end.Sub(w.start).Microseconds()) / 1000,
 	}
 	if a.status == 0 {
 		a.status = http.StatusSwitchingProtocols // hijacked (WebSocket) or nothing written
 	}
 	if s.opt.AccessLog != nil {
 		bp := accessBufs.Get().(*[]byte)
-		b := appendAccessJSON((*bp)[:0], time.Now(), &a)
+		b := appendAccessJSON((*bp)[:0], end, &a)
 		_, _ = s.opt.AccessLog.Write(b) // like slog: a failed log write does not fail the request
 		*bp = b
 		accessBufs.Put(bp)
@@ -86,7 +89,8 @@ type accessFields struct {
 	status                 int
 	bytes                  int64
 	durationMS             float64
-	client, user           string
+	client                 netip.Addr // invalid: unknown
+	user                   string
 	route                  *Route
 	decision               *policy.Decision
 }
@@ -102,7 +106,7 @@ func (a *accessFields) attrs(buf []slog.Attr) []slog.Attr {
 		slog.Int("status", a.status),
 		slog.Int64("bytes", a.bytes),
 		slog.Float64("duration_ms", a.durationMS),
-		slog.String("client", a.client),
+		slog.String("client", addrString(a.client)),
 	)
 	if a.user != "" {
 		attrs = append(attrs, slog.String("user", a.user))
@@ -140,7 +144,13 @@ func appendAccessJSON(b []byte, t time.Time, a *accessFields) []byte {
 	b = append(b, `,"duration_ms":`...)
 	b = appendJSONFloat(b, a.durationMS)
 	b = append(b, `,"client":`...)
-	b = appendJSONString(b, a.client)
+	if c := a.client; c.IsValid() && c.Zone() == "" {
+		b = append(b, '"')
+		b = c.AppendTo(b) // digits, dots, colons and hex: nothing to escape
+		b = append(b, '"')
+	} else {
+		b = appendJSONString(b, addrString(c)) // a zone is any text
+	}
 	if a.user != "" {
 		b = append(b, `,"user":`...)
 		b = appendJSONString(b, a.user)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -31,11 +32,12 @@ func TestAccessJSONMatchesSlog(t *testing.T) {
 	rt := &Route{Name: "r<1>", Service: "component:default/app", Environment: "staging"}
 	d := &policy.Decision{ID: "d-1", Allow: true}
 	tests := []accessFields{
-		{id: "a", method: "GET", host: "app.example", path: "/", status: 200, bytes: 512, durationMS: 1.234, client: "127.0.0.1"},
-		{id: "b", method: "POST", host: "h", path: "/q\"uote\\back\nnl\r\t\x00\x1f\x7f", status: 403, durationMS: 0, client: "::1",
+		{id: "a", method: "GET", host: "app.example", path: "/", status: 200, bytes: 512, durationMS: 1.234, client: netip.MustParseAddr("127.0.0.1")},
+		{id: "b", method: "POST", host: "h", path: "/q\"uote\\back\nnl\r\t\x00\x1f\x7f", status: 403, durationMS: 0, client: netip.MustParseAddr("::1"),
 			user: "user:default/alice", route: rt, decision: d},
 		{id: "c", method: "GET", host: "ü.example", path: "/bad\xff\xfeutf8/\u2028\u2029/<&>/😀", status: 502, bytes: -1,
-			durationMS: 123456.789, client: "10.0.0.1", route: rt},
+			durationMS: 123456.789, client: netip.MustParseAddr("10.0.0.1"), route: rt},
+		{id: "z", client: netip.MustParseAddr("fe80::1%a\"b\\c\x01"), durationMS: 1},
 		{id: "d", method: "GET", path: "/tiny", status: 101, durationMS: 0.001, decision: &policy.Decision{ID: "x", Allow: false}},
 		{id: "e", durationMS: 1e22},
 		{id: "f", durationMS: 1e-7},
@@ -58,7 +60,7 @@ func FuzzAccessJSON(f *testing.F) {
 			return // NaN and infinities are never durations
 		}
 		at := time.Unix(1700000000, 5).UTC()
-		a := &accessFields{id: "id", method: method, host: "h", path: path, status: 200, durationMS: ms, client: "c", user: user}
+		a := &accessFields{id: "id", method: method, host: "h", path: path, status: 200, durationMS: ms, client: netip.MustParseAddr("192.0.2.1"), user: user}
 		if got, want := string(appendAccessJSON(nil, at, a)), slogLine(t, at, a); got != want {
 			t.Fatalf("\n got %s\nwant %s", got, want)
 		}
@@ -67,7 +69,7 @@ func FuzzAccessJSON(f *testing.F) {
 
 func BenchmarkAccessLog(b *testing.B) {
 	a := &accessFields{id: "0123456789abcdef", method: "GET", host: "app.bench.localhost", path: "/some/page", status: 200, bytes: 512,
-		durationMS: 1.234, client: "127.0.0.1", user: "user:default/u0", route: &Route{Name: "bench", Service: "component:default/c0", Environment: "staging"},
+		durationMS: 1.234, client: netip.MustParseAddr("127.0.0.1"), user: "user:default/u0", route: &Route{Name: "bench", Service: "component:default/c0", Environment: "staging"},
 		decision: &policy.Decision{ID: "abc-1", Allow: true}}
 	b.Run("slog", func(b *testing.B) {
 		l := slog.New(slog.NewJSONHandler(discard{}, nil))

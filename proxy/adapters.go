@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/backgate/backgate/proxy/auth"
 	"github.com/backgate/backgate/proxy/signer"
@@ -13,15 +14,9 @@ func AuthSessions(a *auth.Authenticator) Sessions { return authSessions{a} }
 
 type authSessions struct{ a *auth.Authenticator }
 
-func (s authSessions) Identify(w http.ResponseWriter, r *http.Request) (Identity, error) {
-	sess, err := s.a.Session(r)
+func (s authSessions) Identify(w http.ResponseWriter, r *http.Request, at time.Time) (Identity, error) {
+	sess, err := s.a.Current(w, r, at)
 	if err != nil {
-		if errors.Is(err, auth.ErrNoSession) {
-			return Identity{}, ErrNotLoggedIn
-		}
-		return Identity{}, err
-	}
-	if err := s.a.Touch(w, r, sess); err != nil {
 		// Touch ends sessions whose refresh failed or that timed out.
 		return Identity{}, errors.Join(ErrNotLoggedIn, err)
 	}
@@ -40,13 +35,12 @@ func SignerHeaders(s *signer.Signer) HeaderSigner { return signerHeaders{s} }
 
 type signerHeaders struct{ s *signer.Signer }
 
-func (s signerHeaders) SignHeaders(h http.Header, r SignRequest) error {
+func (s signerHeaders) SignHeaders(r SignRequest) (http.Header, error) {
 	hs, err := s.s.Sign(signer.SignRequest{Host: r.Host, Subject: r.Identity.Subject, Email: r.Identity.Email,
 		Name: r.Identity.Name, Groups: r.Identity.Groups, UserRef: r.UserRef, Service: r.Service,
-		Environment: r.Environment, NotAfter: r.NotAfter})
+		Environment: r.Environment, NotAfter: r.NotAfter, At: r.At})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	hs.Apply(h)
-	return nil
+	return hs.Header(), nil
 }

@@ -266,7 +266,7 @@ func BenchmarkBareProxy(b *testing.B) {
 // proxy's own work.
 type stubSessions struct{ id Identity }
 
-func (s stubSessions) Identify(http.ResponseWriter, *http.Request) (Identity, error) {
+func (s stubSessions) Identify(http.ResponseWriter, *http.Request, time.Time) (Identity, error) {
 	return s.id, nil
 }
 func (stubSessions) Login(http.ResponseWriter, *http.Request, string) {}
@@ -279,13 +279,13 @@ func (stubAuthz) Decide(context.Context, policy.Input) (policy.Decision, error) 
 	return policy.Decision{ID: "d", Allow: true, UserRef: "user:default/u0"}, nil
 }
 
-type stubSigner struct{ edge, assertion string }
+type stubSigner struct{ h http.Header }
 
-func (s stubSigner) SignHeaders(h http.Header, _ SignRequest) error {
-	h[signer.HeaderEdge] = []string{s.edge}
-	h[signer.HeaderAssertion] = []string{s.assertion}
-	return nil
+func newStubSigner(edge, assertion string) stubSigner {
+	return stubSigner{http.Header{signer.HeaderEdge: {edge}, signer.HeaderAssertion: {assertion}}}
 }
+
+func (s stubSigner) SignHeaders(SignRequest) (http.Header, error) { return s.h, nil }
 
 // cannedTransport answers every request in memory, without a network.
 type cannedTransport struct{ body []byte }
@@ -310,7 +310,7 @@ func BenchmarkHandlerOverhead(b *testing.B) {
 		Sessions: stubSessions{Identity{Subject: "sub-u0", Issuer: "http://idp", Email: "u0@bench.example", Name: "User 0",
 			Username: "u0", Groups: []string{"bench"}, Expiry: time.Now().Add(time.Hour)}},
 		Authorizer:  stubAuthz{},
-		Signer:      stubSigner{edge: strings.Repeat("e", 200), assertion: strings.Repeat("a", 700)},
+		Signer:      newStubSigner(strings.Repeat("e", 200), strings.Repeat("a", 700)),
 		Strip:       signer.StripBackgateHeaders,
 		Transport:   cannedTransport{body: bytes.Repeat([]byte("x"), benchBodySize)},
 		CookieNames: []string{"_backgate"},

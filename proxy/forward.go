@@ -189,17 +189,16 @@ func (s *Server) trusted(a netip.Addr) bool {
 
 // ClientIP is the address r came from: the peer, or, behind trusted
 // proxies, the right-most X-Forwarded-For entry they did not add.
-func (s *Server) ClientIP(r *http.Request) string { return s.clientIP(peerAddr(r.RemoteAddr), r) }
+func (s *Server) ClientIP(r *http.Request) string {
+	return addrString(s.clientAddr(peerAddr(r.RemoteAddr), r))
+}
 
-// clientIP is the address the request came from: the peer (r.RemoteAddr,
-// parsed), or, behind trusted proxies, the right-most X-Forwarded-For entry
-// they did not add.
-func (s *Server) clientIP(peer netip.Addr, r *http.Request) string {
+// clientAddr is the address the request came from (unmapped): the peer
+// (r.RemoteAddr, parsed), or, behind trusted proxies, the right-most
+// X-Forwarded-For entry they did not add. It is invalid when the peer is.
+func (s *Server) clientAddr(peer netip.Addr, r *http.Request) netip.Addr {
 	if !s.trusted(peer) {
-		if peer.IsValid() {
-			return peer.Unmap().String()
-		}
-		return ""
+		return peer.Unmap()
 	}
 	var hops []string
 	for _, v := range r.Header.Values("X-Forwarded-For") {
@@ -213,10 +212,18 @@ func (s *Server) clientIP(peer netip.Addr, r *http.Request) string {
 			break
 		}
 		if !s.trusted(a) {
-			return a.Unmap().String()
+			return a.Unmap()
 		}
 	}
-	return peer.Unmap().String()
+	return peer.Unmap()
+}
+
+// addrString is a's text, or "" for the invalid address.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 func peerAddr(remote string) netip.Addr {
@@ -238,36 +245,60 @@ func ownCookie(name string, own []string) bool {
 }
 
 // stripCookies removes backgate's cookies from the Cookie header, keeping
-// the application's own.
+// the application's own. A header without them is left as it is.
 func stripCookies(h http.Header, own []string) {
 	lines := h.Values("Cookie")
 	if len(lines) == 0 || len(own) == 0 {
 		return
 	}
-	var kept []string
 	changed := false
 	for _, line := range lines {
-		for _, part := range strings.Split(line, ";") {
-			p := strings.TrimSpace(part)
-			if p == "" {
-				continue
-			}
-			name, _, _ := strings.Cut(p, "=")
-			// Trimmed as net/http (and the session lookup) trim it: "_backgate =v"
-			// is the session cookie and must not reach the upstream either.
-			if ownCookie(textproto.TrimString(name), own) {
-				changed = true
-				continue
-			}
-			kept = append(kept, p)
+		if cookieLineHasOwn(line, own) {
+			changed = true
+			break
 		}
 	}
 	if !changed {
 		return
 	}
-	if len(kept) == 0 {
+	var kept strings.Builder
+	for _, line := range lines {
+		for rest := line; rest != ""; {
+			var part string
+			part, rest, _ = strings.Cut(rest, ";")
+			p := strings.TrimSpace(part)
+			if p == "" || isOwnCookie(p, own) {
+				continue
+			}
+			if kept.Len() > 0 {
+				kept.WriteString("; ")
+			}
+			kept.WriteString(p)
+		}
+	}
+	if kept.Len() == 0 {
 		h.Del("Cookie")
 		return
 	}
-	h.Set("Cookie", strings.Join(kept, "; "))
+	h.Set("Cookie", kept.String())
+}
+
+func cookieLineHasOwn(line string, own []string) bool {
+	for rest := line; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, ";")
+		if isOwnCookie(strings.TrimSpace(part), own) {
+			return true
+		}
+	}
+	return false
+}
+
+// isOwnCookie reports whether the cookie pair p ("name=value") is one of
+// backgate's. The name is trimmed as net/http (and the session lookup)
+// trim it: "_backgate =v" is the session cookie and must not reach the
+// upstream either.
+func isOwnCookie(p string, own []string) bool {
+	name, _, _ := strings.Cut(p, "=")
+	return name != "" && ownCookie(textproto.TrimString(name), own)
 }

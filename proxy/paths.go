@@ -36,19 +36,25 @@ func checkPath(escaped string) error {
 			}
 		}
 	}
-	for _, seg := range strings.Split(escaped, "/") {
+	for rest := escaped; ; {
+		seg, after, more := strings.Cut(rest, "/")
 		if seg == "." || seg == ".." {
 			return errBadPath
 		}
+		if !more {
+			return nil
+		}
+		rest = after
 	}
-	return nil
 }
 
 // hostOnly lower-cases host and removes a port.
 func hostOnly(hostport string) string {
-	h := strings.ToLower(hostport)
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		return strings.Trim(host, "[]")
+	h := strings.ToLower(hostport)      // no copy when already lower case
+	if strings.IndexByte(h, ':') >= 0 { // (SplitHostPort's "missing port" error allocates)
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			return strings.Trim(host, "[]")
+		}
 	}
 	return strings.Trim(h, "[]")
 }

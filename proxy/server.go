@@ -41,7 +41,8 @@ var ErrNotLoggedIn = errors.New("not logged in")
 type Sessions interface {
 	// Identify returns the session's identity, refreshing or bumping the
 	// session through w when due. It needs no network for a valid session.
-	Identify(w http.ResponseWriter, r *http.Request) (Identity, error)
+	// at is when the request arrived (zero: the implementation's clock).
+	Identify(w http.ResponseWriter, r *http.Request, at time.Time) (Identity, error)
 	// Login starts a login that returns to returnTo.
 	Login(w http.ResponseWriter, r *http.Request, returnTo string)
 	Callback(w http.ResponseWriter, r *http.Request)
@@ -56,12 +57,15 @@ type SignRequest struct {
 	Service     string
 	Environment string
 	NotAfter    time.Time
+	At          time.Time // the request's time (when it arrived)
 }
 
 // HeaderSigner mints the signed identity headers for an allowed request.
 type HeaderSigner interface {
-	// SignHeaders sets the signed headers on h.
-	SignHeaders(h http.Header, req SignRequest) error
+	// SignHeaders returns the signed headers for req. The header may be
+	// shared with other requests (minted headers are reused): the caller
+	// copies its entries and never modifies it or its values.
+	SignHeaders(req SignRequest) (http.Header, error)
 }
 
 // HeaderStripper removes every client-supplied copy of backgate's headers.
@@ -226,7 +230,7 @@ func (s *Server) serve(w *record, r *http.Request) {
 	}
 	w.route = rt
 
-	id, err := s.opt.Sessions.Identify(w, r)
+	id, err := s.opt.Sessions.Identify(w, r, w.start)
 	if err != nil {
 		if !errors.Is(err, ErrNotLoggedIn) {
 			s.log.Warn("session", "request_id", w.id, "err", err)
@@ -245,10 +249,11 @@ func (s *Server) serve(w *record, r *http.Request) {
 		Request: policy.Request{Method: r.Method, Host: host, Path: path},
 		Route: policy.Route{Name: rt.Name, Host: rt.Host, PathPrefix: rt.PathPrefix, Service: rt.Service,
 			Environment: rt.Environment},
-		Time: s.now(),
+		Time: w.start,
 	}
-	d, err := s.decide(r.Context(), in)
-	w.decision = &d
+	w.dec, err = s.decide(r.Context(), in)
+	w.decision = &w.dec // inside the record: no allocation of its own
+	d := &w.dec
 	if err != nil {
 		s.log.Error("policy decision failed; denying", "request_id", w.id, "route", rt.Name, "err", err)
 		s.pages.Error(w, http.StatusServiceUnavailable, "Access check unavailable",
@@ -264,14 +269,15 @@ func (s *Server) serve(w *record, r *http.Request) {
 	if !d.GrantExpiry.IsZero() && (notAfter.IsZero() || d.GrantExpiry.Before(notAfter)) {
 		notAfter = d.GrantExpiry
 	}
-	h := http.Header{}
-	if err := s.opt.Signer.SignHeaders(h, SignRequest{Host: rt.Host, Identity: id, UserRef: d.UserRef,
-		Service: rt.Service, Environment: rt.Environment, NotAfter: notAfter}); err != nil {
+	h, err := s.opt.Signer.SignHeaders(SignRequest{Host: rt.Host, Identity: id, UserRef: d.UserRef,
+		Service: rt.Service, Environment: rt.Environment, NotAfter: notAfter, At: w.start})
+	if err != nil {
 		s.log.Error("sign identity headers", "request_id", w.id, "route", rt.Name, "err", err)
 		s.pages.Error(w, http.StatusInternalServerError, "Internal error", "backgate could not sign your identity for this request.", w.id)
 		return
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, &forward{route: rt, headers: h, rec: w})
+	w.fwd = forward{route: rt, headers: h, rec: w}
+	ctx := context.WithValue(r.Context(), ctxKey{}, &w.fwd)
 	s.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 

@@ -28,7 +28,7 @@ import (
 // test in cmd/backgate uses the real thing).
 type testSessions struct{ logins atomic.Int32 }
 
-func (t *testSessions) Identify(_ http.ResponseWriter, r *http.Request) (Identity, error) {
+func (t *testSessions) Identify(_ http.ResponseWriter, r *http.Request, _ time.Time) (Identity, error) {
 	c, err := r.Cookie("_backgate")
 	if err != nil || c.Value == "" {
 		return Identity{}, ErrNotLoggedIn
@@ -48,9 +48,8 @@ func (f authzFunc) Decide(_ context.Context, in policy.Input) (policy.Decision, 
 
 type testSigner struct{}
 
-func (testSigner) SignHeaders(h http.Header, r SignRequest) error {
-	h.Set("X-Backgate-Edge", "signed:"+r.Identity.Email+":"+r.Host+":"+r.Environment)
-	return nil
+func (testSigner) SignHeaders(r SignRequest) (http.Header, error) {
+	return http.Header{"X-Backgate-Edge": {"signed:" + r.Identity.Email + ":" + r.Host + ":" + r.Environment}}, nil
 }
 
 type fixture struct {
@@ -510,10 +509,9 @@ func TestSetRoutesSwaps(t *testing.T) {
 // recordingSigner remembers what it was asked to sign.
 type recordingSigner struct{ got chan SignRequest }
 
-func (s recordingSigner) SignHeaders(h http.Header, r SignRequest) error {
+func (s recordingSigner) SignHeaders(r SignRequest) (http.Header, error) {
 	s.got <- r
-	h.Set("X-Backgate-Edge", "signed")
-	return nil
+	return http.Header{"X-Backgate-Edge": {"signed"}}, nil
 }
 
 // TestSignedHeadersNeverOutliveGrantOrSession: the signer is told to stop at
@@ -642,7 +640,7 @@ func TestClientIP(t *testing.T) {
 		if tt.xff != "" {
 			r.Header.Set("X-Forwarded-For", tt.xff)
 		}
-		if got := s.clientIP(peerAddr(r.RemoteAddr), r); got != tt.want {
+		if got := addrString(s.clientAddr(peerAddr(r.RemoteAddr), r)); got != tt.want {
 			t.Errorf("peer %s, X-Forwarded-For %q: client %q, want %q", tt.remote, tt.xff, got, tt.want)
 		}
 	}

@@ -295,7 +295,17 @@ func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 // and it bumps LastSeen for the idle timeout, rewriting the cookie at most
 // once a minute. s is updated in place.
 func (a *Authenticator) Touch(w http.ResponseWriter, r *http.Request, s *Session) error {
-	now := a.cfg.now()
+	return a.touch(w, r, s, a.cfg.now())
+}
+
+// touchDue reports whether touch would change s at now: a refresh or a
+// LastSeen bump is due.
+func (a *Authenticator) touchDue(s *Session, now time.Time) bool {
+	return a.cfg.refreshOn && s.refreshToken != "" && now.Sub(s.RefreshedAt) >= a.cfg.RefreshInterval ||
+		now.Sub(s.LastSeen) >= touchInterval
+}
+
+func (a *Authenticator) touch(w http.ResponseWriter, r *http.Request, s *Session, now time.Time) error {
 	if err := a.checkSession(s, now); err != nil {
 		a.clearSession(w)
 		return fmt.Errorf("%w: %w", ErrNoSession, err)

@@ -45,11 +45,41 @@ func (s *Session) CanRefresh() bool { return s.refreshToken != "" }
 // Session decodes and checks the session cookie. It needs no network and
 // never panics; every failure is ErrNoSession (wrapped with the reason).
 func (a *Authenticator) Session(r *http.Request) (*Session, error) {
+	s, err := a.session(r, a.cfg.now())
+	if err != nil {
+		return nil, err
+	}
+	return s.clone(), nil
+}
+
+// Current is Session followed by Touch, for a request that arrived at now
+// (zero: the authenticator's clock). The session it returns is shared with
+// other requests carrying the same cookie: the caller must not modify it.
+// Only when Touch has something to change is the session copied first.
+func (a *Authenticator) Current(w http.ResponseWriter, r *http.Request, now time.Time) (*Session, error) {
+	if now.IsZero() {
+		now = a.cfg.now()
+	}
+	s, err := a.session(r, now)
+	if err != nil {
+		return nil, err
+	}
+	if a.touchDue(s, now) {
+		s = s.clone()
+	}
+	if err := a.touch(w, r, s, now); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// session is Session without the copy: the result may be the cached
+// session, which nobody may modify.
+func (a *Authenticator) session(r *http.Request, now time.Time) (*Session, error) {
 	value, ok := cookieValue(r, a.cfg.CookieName)
 	if !ok {
 		return nil, ErrNoSession
 	}
-	now := a.cfg.now()
 	s, cached := a.cache.get(value)
 	if !cached {
 		var err error
@@ -69,7 +99,7 @@ func (a *Authenticator) Session(r *http.Request) (*Session, error) {
 	if !cached {
 		a.cache.put(value, s)
 	}
-	return s.clone(), nil
+	return s, nil
 }
 
 func (a *Authenticator) decodeSession(value string) (*Session, error) {

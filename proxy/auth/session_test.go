@@ -457,3 +457,44 @@ func TestNewValidatesOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestCurrentNeverModifiesTheCachedSession: Current hands out the cached
+// session itself while nothing is due, and a copy when Touch changes
+// something, so the session other requests share never moves.
+func TestCurrentNeverModifiesTheCachedSession(t *testing.T) {
+	clock := &testClock{t0}
+	a := newTestAuth(t, clock, nil, keyNew)
+	s := sampleSession(t0, 2)
+	s.refreshToken = ""
+	c := sessionCookie(t, a, s)
+	current := func(at time.Time) (*Session, *httptest.ResponseRecorder, error) {
+		rec := httptest.NewRecorder()
+		got, err := a.Current(rec, requestWith(c), at)
+		return got, rec, err
+	}
+	first, rec, err := current(time.Time{}) // the authenticator's clock
+	if err != nil || len(rec.Result().Cookies()) != 0 {
+		t.Fatalf("fresh session: %v, cookies %v", err, rec.Result().Cookies())
+	}
+	cached, ok := a.cache.get(c.Value)
+	if !ok || cached != first {
+		t.Fatal("Current did not share the cached session while nothing was due")
+	}
+	// A minute later the idle-timeout bump is due: a copy is bumped and the
+	// cookie rewritten; the cached session keeps its LastSeen.
+	bumped, rec, err := current(t0.Add(61 * time.Second))
+	if err != nil || len(rec.Result().Cookies()) != 1 {
+		t.Fatalf("bump: %v, cookies %v", err, rec.Result().Cookies())
+	}
+	if bumped == cached || !bumped.LastSeen.Equal(t0.Add(61*time.Second)) || !cached.LastSeen.Equal(t0) {
+		t.Fatalf("bump changed the shared session: bumped %v, cached %v", bumped.LastSeen, cached.LastSeen)
+	}
+	// The request's time is what counts: past the idle timeout, no session.
+	if _, _, err := current(t0.Add(DefaultIdleTimeout)); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("served past the idle timeout: %v", err)
+	}
+	a.Logout(httptest.NewRecorder(), requestWith(c))
+	if _, _, err := current(time.Time{}); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("served after logout: %v", err)
+	}
+}

@@ -144,6 +144,32 @@ type Headers struct {
 	Assertion string    // JWT, value of HeaderAssertion
 	Edge      string    // edge token, value of HeaderEdge
 	Expiry    time.Time // when both tokens expire
+
+	// hdr is the non-empty tokens as a header, built once by Signer.Sign.
+	// (A pointer keeps Headers comparable: equal when the same mint.)
+	hdr *http.Header
+}
+
+// Header returns the non-empty tokens as a header. For Headers from
+// Signer.Sign it is built once when they are minted and shared by every
+// request they are reused for: the caller must not modify it or its
+// values (copy the entries into a request's own header, as Apply does).
+func (hs Headers) Header() http.Header {
+	if hs.hdr != nil {
+		return *hs.hdr
+	}
+	return hs.build()
+}
+
+func (hs Headers) build() http.Header {
+	h := make(http.Header, 2)
+	if hs.Assertion != "" {
+		h[HeaderAssertion] = []string{hs.Assertion}
+	}
+	if hs.Edge != "" {
+		h[HeaderEdge] = []string{hs.Edge}
+	}
+	return h
 }
 
 // Apply strips every client-supplied backgate header from h (see

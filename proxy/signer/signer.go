@@ -136,6 +136,9 @@ type SignRequest struct {
 	// NotAfter bounds the tokens' expiry: the session's expiry, or a
 	// temporary grant's if earlier. Required.
 	NotAfter time.Time
+	// At is the request's time, read once by the caller for everything
+	// the request does; zero means the signer's clock.
+	At time.Time
 }
 
 func (r *SignRequest) check(now time.Time) (host string, err error) {
@@ -174,7 +177,10 @@ func validEnvironment(s string) bool {
 // the TTL, cut to NotAfter and to either key's retirement, in whole seconds.
 // Any error means the request must be denied.
 func (s *Signer) Sign(req SignRequest) (Headers, error) {
-	now := s.now()
+	now := req.At
+	if now.IsZero() {
+		now = s.now()
+	}
 	host, err := req.check(now)
 	if err != nil {
 		return Headers{}, err
@@ -228,6 +234,8 @@ func (s *Signer) Sign(req SignRequest) (Headers, error) {
 		return Headers{}, err
 	}
 	h := Headers{Assertion: assertion, Edge: edge, Expiry: exp}
+	hdr := h.build()
+	h.hdr = &hdr
 	if s.cache != nil {
 		s.cache.put(kb, h, iat)
 	}

@@ -110,8 +110,10 @@ func buildAccess(ctx context.Context, a *App, e *Env, auditLog io.Writer) (*acce
 	}
 	sessions := proxy.AuthSessions(a.auth)
 	h, err := proxyaccess.NewHandler(proxyaccess.Options{
-		Service:  svc,
-		Identify: sessions.Identify,
+		Service: svc,
+		Identify: func(w http.ResponseWriter, r *http.Request) (proxy.Identity, error) {
+			return sessions.Identify(w, r, time.Time{})
+		},
 		ResolveUser: func(id proxy.Identity) (string, bool) {
 			c := a.syncer.Current()
 			if c == nil {

@@ -416,7 +416,11 @@ func (a *App) owners(service string) []string {
 type staleGuard struct{ a *App }
 
 func (g staleGuard) Decide(ctx context.Context, in policy.Input) (policy.Decision, error) {
-	if g.a.syncer.Stale(g.a.now()) {
+	now := in.Time // the request's arrival, read once by the proxy
+	if now.IsZero() {
+		now = g.a.now()
+	}
+	if g.a.syncer.Stale(now) {
 		return policy.Decision{}, errors.New("catalog is stale past catalog.max_staleness")
 	}
 	return g.a.authz.Decide(ctx, in)
