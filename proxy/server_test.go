@@ -645,3 +645,18 @@ func TestClientIP(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestIDs: 16 base64url characters (96 bits), no repeats.
+func TestRequestIDs(t *testing.T) {
+	seen := make(map[string]bool)
+	for range 10000 {
+		id := newID()
+		if len(id) != 16 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Fatalf("request id %q is not 16 base64url characters", id)
+		}
+		if seen[id] {
+			t.Fatalf("request id %q repeated", id)
+		}
+		seen[id] = true
+	}
+}

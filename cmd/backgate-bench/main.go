@@ -33,9 +33,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.SetOutput(stderr)
 	o := benchOptions{Catalog: defaultCatalog}
 	conc := fs.String("concurrency", "1,8,32,64", "comma-separated connection counts")
-	fs.DurationVar(&o.Duration, "duration", 1500*time.Millisecond, "length of each timed run")
+	fs.DurationVar(&o.Duration, "duration", time.Second, "length of each timed run")
 	fs.DurationVar(&o.Warmup, "warmup", time.Second, "warm-up per target before the timed runs")
-	fs.IntVar(&o.Rounds, "rounds", 8, "timed runs per target and concurrency (A/B alternated); the medians are reported")
+	fs.IntVar(&o.Rounds, "rounds", 12, "timed runs per target and concurrency (A/B alternated); the medians are reported")
 	fs.Int64Var(&o.MaxRequests, "max-requests", 2_000_000, "upper bound on requests per run")
 	fs.IntVar(&o.BodySize, "body-size", 512, "upstream response body size in bytes")
 	fs.BoolVar(&o.Unique, "unique-tokens", false, "mint fresh tokens per request (signing.unique_tokens), as BIG-IP replay protection needs")

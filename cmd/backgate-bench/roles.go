@@ -19,10 +19,13 @@ import (
 	"github.com/backgate/backgate/proxy/signer"
 )
 
-// Header the upstream sets on its answer when the request carried both of
-// backgate's signed headers; the load generator counts a backgate response
-// without it as an error.
+// Header the upstream sets on every answer: "1" when the request carried
+// both of backgate's signed headers, else "0". The load generator counts a
+// backgate response without "1" as an error. Both proxies relay the header
+// (the same bytes either way), so it costs them alike.
 const signedMark = "X-Bench-Signed"
+
+var signedYes, signedNo = []string{"1"}, []string{"0"} // never modified
 
 // headersPath makes the upstream answer with the backgate headers it saw (as
 // JSON), so the parent can verify one edge token and assertion in full.
@@ -42,7 +45,9 @@ func upstreamHandler(bodySize int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		if r.Header.Get(signer.HeaderEdge) != "" && r.Header.Get(signer.HeaderAssertion) != "" {
-			h.Set(signedMark, "1")
+			h[signedMark] = signedYes
+		} else {
+			h[signedMark] = signedNo
 		}
 		if r.URL.Path == headersPath {
 			h.Set("Content-Type", "application/json")
