@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
@@ -105,6 +106,8 @@ type state struct {
 	scans    []*scanFrame
 	depth    int
 	index    Index
+	dots     [dotSlots]dotEntry
+	dotsUsed bool
 }
 
 func (p *Program) state() *state {
@@ -138,6 +141,10 @@ func (p *Program) release(st *state) {
 	clear(st.results)
 	st.results = st.results[:0]
 	st.ret, st.out, st.index = nil, nil, nil
+	if st.dotsUsed { // nothing carried into the next evaluation, no data kept alive
+		clear(st.dots[:])
+		st.dotsUsed = false
+	}
 	st.bctx.Context, st.bctx.Time, st.bctx.Location = nil, nil, nil
 	clear(st.bctx.Cache)
 	p.states.Put(st)
@@ -183,20 +190,20 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 		case opAssignInt, opMakeNumberInt, opMakeNumberRef, opMakeNull, opAssignConst:
 			st.stack[base+int(s.target)] = s.term
 		case opMakeArray:
-			st.stack[base+int(s.target)] = ast.NewTerm(ast.NewArrayWithCapacity(int(s.n)))
+			st.stack[base+int(s.target)] = &ast.Term{Value: ast.NewArrayWithCapacity(int(s.n)), Location: madeLoc}
 		case opMakeObject:
 			// Collections filled later (in a scan, or never: most deny rules
 			// do not fire) share one empty value until the first insert.
 			if s.n > 0 {
-				st.stack[base+int(s.target)] = ast.NewTerm(ast.NewObjectWithCapacity(int(s.n)))
+				st.stack[base+int(s.target)] = &ast.Term{Value: ast.NewObjectWithCapacity(int(s.n)), Location: madeLoc}
 			} else {
-				st.stack[base+int(s.target)] = &ast.Term{Value: emptyObject}
+				st.stack[base+int(s.target)] = &ast.Term{Value: emptyObject, Location: madeLoc}
 			}
 		case opMakeSet:
 			if s.n > 0 {
-				st.stack[base+int(s.target)] = ast.NewTerm(ast.NewSetWithCapacity(int(s.n)))
+				st.stack[base+int(s.target)] = &ast.Term{Value: ast.NewSetWithCapacity(int(s.n)), Location: madeLoc}
 			} else {
-				st.stack[base+int(s.target)] = &ast.Term{Value: emptySet}
+				st.stack[base+int(s.target)] = &ast.Term{Value: emptySet, Location: madeLoc}
 			}
 		case opResetLocal:
 			st.stack[base+int(s.target)] = nil
@@ -238,7 +245,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			if src == nil || key == nil {
 				return 0, false, nil
 			}
-			v := st.dot(src, key)
+			v := st.dotMemo(src, key)
 			if v == nil {
 				return 0, false, nil
 			}
@@ -264,7 +271,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 				return 0, false, fmt.Errorf("ireval: ArrayAppendStmt on %s", ast.ValueName(t.Value))
 			}
 			if t.Location == constLoc {
-				t = &ast.Term{Value: arr.Copy()}
+				t = &ast.Term{Value: arr.Copy(), Location: madeLoc}
 				st.stack[base+int(s.target)] = t
 				arr = t.Value.(*ast.Array)
 			}
@@ -282,7 +289,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			switch {
 			case t.Location == constLoc: // shared by all evaluations: copy
 				set = set.Copy()
-				t = &ast.Term{Value: set}
+				t = &ast.Term{Value: set, Location: madeLoc}
 				st.stack[base+int(s.target)] = t
 			case set == emptySet: // this evaluation's term: fill in place
 				set = ast.NewSet()
@@ -302,7 +309,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			switch {
 			case t.Location == constLoc:
 				obj = obj.Copy()
-				t = &ast.Term{Value: obj}
+				t = &ast.Term{Value: obj, Location: madeLoc}
 				st.stack[base+int(s.target)] = t
 			case obj == emptyObject:
 				obj = ast.NewObject()
@@ -440,6 +447,39 @@ func (st *state) scan(base int, s *stmt) (int, bool, error) {
 		return 0, false, err
 	}
 	return out, ret, nil
+}
+
+// madeLoc marks the collections an evaluation builds (MakeArrayStmt and
+// friends, and copies of constants): the only terms whose value changes
+// during an evaluation (ArrayAppendStmt, SetAddStmt, ObjectInsertStmt).
+// Everything else (input, data, constants, built-in results) is immutable.
+var madeLoc = &ast.Location{File: "ireval collection"}
+
+// dotSlots is the size of an evaluation's dot memo (a power of two).
+const dotSlots = 64
+
+// dotEntry remembers one lookup of key in src. Entries live for one
+// evaluation: release clears them (terms of a finished evaluation can be
+// freed and their addresses reused).
+type dotEntry struct{ src, key, val *ast.Term }
+
+// dotMemo is dot with a small direct-mapped memo for the evaluation: plans
+// look the same things up many times (input.route in every rule that
+// checks the environment, data.catalog in every catalog lookup). Lookups in
+// collections the evaluation builds are never memoised: they change.
+func (st *state) dotMemo(src, key *ast.Term) *ast.Term {
+	if src.Location == madeLoc {
+		return st.dot(src, key)
+	}
+	h := (uint64(uintptr(unsafe.Pointer(src)))>>3 ^ uint64(uintptr(unsafe.Pointer(key)))>>2) * 0x9E3779B97F4A7C15
+	e := &st.dots[h>>(64-6)]
+	if e.src == src && e.key == key {
+		return e.val
+	}
+	v := st.dot(src, key)
+	*e = dotEntry{src: src, key: key, val: v}
+	st.dotsUsed = true
+	return v
 }
 
 func (st *state) dot(src, key *ast.Term) *ast.Term {

@@ -289,3 +289,43 @@ out := {
 		}
 	}
 }
+
+// TestRepeatedLookupsPerEvaluation: a plan looks the same thing up many
+// times (ireval remembers lookups within one evaluation). Every evaluation
+// sees its own input, even one handed in at the same address as the last,
+// and lookups in collections the evaluation is still building see them
+// grow.
+func TestRepeatedLookupsPerEvaluation(t *testing.T) {
+	const module = `package t
+a := input.x.y == "one"
+b := input.x.y == "two"
+obj := {k: v | some k, v in input.x}
+out := {
+	"a": a, "b": b,
+	"y": input.x.y,
+	"again": [input.x.y, input.x.y],
+	"built": obj.y,
+	"sizes": [n | some i in numbers.range(1, 3); n := count([j | some j in numbers.range(1, i)])],
+}`
+	p, err := plan(t, module, "t/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, data := ast.NewTerm(ast.NewObject()), ast.NewTerm(ast.NewObject())
+	for _, y := range []string{"one", "two", "one"} {
+		input := map[string]any{"x": map[string]any{"y": y}}
+		iv, _ := ast.InterfaceToValue(input)
+		in.Value = iv // the same term, a new value: nothing of the last evaluation may count
+		got, err := p.Eval(context.Background(), ireval.EvalInput{Input: in, Data: data, Time: time.Unix(1700000000, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := topdown(t, module, "t/out", input, map[string]any{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == nil || got == nil || !sameJSON(t, want, got) {
+			t.Fatalf("y=%s: topdown=%v planned=%v", y, want, got)
+		}
+	}
+}
