@@ -38,7 +38,10 @@ type benchOptions struct {
 	// plain Go proxy runs with) unless --bare-gc-percent says otherwise.
 	// backgate runs with its configuration default, server.gc_percent.
 	BareGCPercent int
-	Progress      io.Writer // one line per run; nil for none
+	// AA replaces backgate with a second bare proxy (same settings): the
+	// comparison then measures nothing but the machine's noise.
+	AA       bool
+	Progress io.Writer // one line per run; nil for none
 }
 
 // Names of the two targets.
@@ -131,21 +134,31 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 	if o.CPUProfile != "" {
 		bgArgs = append(bgArgs, "--cpuprofile="+o.CPUProfile)
 	}
-	bg, err := start("backgate", bgLn, 90*time.Second, bgArgs...)
+	var bg *child
+	if o.AA {
+		bg, err = start("bare", bgLn, 30*time.Second, "--upstream="+upstreamURL, fmt.Sprintf("--gc-percent=%d", o.BareGCPercent))
+		if bg != nil {
+			bg.role = "bare B"
+		}
+	} else {
+		bg, err = start("backgate", bgLn, 90*time.Second, bgArgs...)
+	}
 	if err != nil {
 		return nil, err
 	}
 	rep.StartupSeconds = time.Since(startWall).Seconds()
 
-	// One real login; the cookie is then shared by every load client.
-	appURL := "http://" + routeHost + ":" + bgPort + "/"
 	const cookieName = "_backgate"
-	cookie, err := login(ctx, loopbackClient(), appURL, issuer, cookieName)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkSigned(ctx, "http://"+bg.addr+headersPath, cookie, external, dataDir); err != nil {
-		return nil, err
+	cookie := "_backgate=" + strings.Repeat("a", 600) // A/A: what a session cookie weighs
+	if !o.AA {
+		// One real login; the cookie is then shared by every load client.
+		appURL := "http://" + routeHost + ":" + bgPort + "/"
+		if cookie, err = login(ctx, loopbackClient(), appURL, issuer, cookieName); err != nil {
+			return nil, err
+		}
+		if err := checkSigned(ctx, "http://"+bg.addr+headersPath, cookie, external, dataDir); err != nil {
+			return nil, err
+		}
 	}
 
 	maxConns := 1
@@ -154,7 +167,7 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 	}
 	// Both targets get the same request: same Host, same cookie.
 	tBare := newTarget(nameBare, "http://"+bare.addr+"/", routeHost, cookie, cookieName, false, maxConns)
-	tBG := newTarget(nameBackgate, "http://"+bg.addr+"/", routeHost, cookie, cookieName, true, maxConns)
+	tBG := newTarget(nameBackgate, "http://"+bg.addr+"/", routeHost, cookie, cookieName, !o.AA, maxConns)
 	tBare.pid, tBG.pid = bare.cmd.Process.Pid, bg.cmd.Process.Pid
 	tBare.upPid, tBG.upPid = up.cmd.Process.Pid, up.cmd.Process.Pid
 

@@ -219,3 +219,42 @@ func TestPairedComparison(t *testing.T) {
 		t.Fatalf("verdict = %+v", r.Verdict)
 	}
 }
+
+// TestAACalibration: with --aa a second bare proxy stands in for backgate
+// (nothing signs, nobody logs in) and the report calls the comparison a
+// noise floor, not a verdict on backgate.
+func TestAACalibration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	o := benchOptions{Duration: 100 * time.Millisecond, Concurrency: []int{32}, Rounds: 2, MaxRequests: 100_000,
+		BodySize: 100, Catalog: catalogSize{Components: 10, Groups: 5, Users: 10}, AA: true}
+	rep, err := runBench(ctx, exe, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Runs {
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("run %+v: want requests and no errors", r)
+		}
+	}
+	if len(rep.Memory) != 3 || rep.Memory[2].Process != "bare B" {
+		t.Errorf("memory %+v: want upstream, bare, bare B", rep.Memory)
+	}
+	var out bytes.Buffer
+	rep.write(&out)
+	for _, want := range []string{"A/A calibration", "B/bare", "noise floor at 32 connections"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "backgate/bare") || strings.Contains(out.String(), "targets at") {
+		t.Errorf("A/A report speaks of backgate:\n%s", out.String())
+	}
+}

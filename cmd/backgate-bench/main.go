@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.BoolVar(&o.DecisionLog, "decision-log", false, "write backgate's decision log (to a discarding writer)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the backgate process (load phase) to this file, and of the bare proxy to this file plus .bare")
 	fs.IntVar(&o.BareGCPercent, "bare-gc-percent", 100, "GOGC of the bare proxy (backgate uses its server.gc_percent default)")
+	fs.BoolVar(&o.AA, "aa", false, "A/A calibration: a second bare proxy takes backgate's place, so the ratios show this machine's noise floor")
 	catalog := fs.String("catalog", "", "catalog size components,groups,users (default 10000,2000,20000)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no per-run progress lines on stderr")

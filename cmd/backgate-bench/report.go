@@ -142,18 +142,32 @@ func (r *report) write(w io.Writer) {
 		r.GoVersion, r.CPUs, o.Rounds, o.Duration)
 	fmt.Fprintf(w, "catalog %d components / %d groups / %d users; body %d bytes; unique tokens %v; load average %s (start), %s (end)\n",
 		o.Catalog.Components, o.Catalog.Groups, o.Catalog.Users, o.BodySize, o.Unique, r.LoadStart, r.LoadEnd)
-	fmt.Fprintf(w, "garbage collector: backgate server.gc_percent %d (its default), bare proxy GOGC %d\n\n", config.DefaultGCPercent, o.BareGCPercent)
+	if o.AA {
+		fmt.Fprintf(w, "A/A calibration: two bare proxies (GOGC %d), no backgate; \"bare B\" stands where backgate would\n\n", o.BareGCPercent)
+	} else {
+		fmt.Fprintf(w, "garbage collector: backgate server.gc_percent %d (its default), bare proxy GOGC %d\n\n", config.DefaultGCPercent, o.BareGCPercent)
+	}
+	label, ratio := func(t string) string { return t }, "backgate/bare"
+	if o.AA {
+		label = func(t string) string {
+			if t == nameBackgate {
+				return "bare B"
+			}
+			return t
+		}
+		ratio = "B/bare"
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "conns\ttarget\treq/s\tp50\tp99\tproxy cpu/req\terrors\t")
 	for _, c := range o.Concurrency {
 		for _, s := range r.Summaries {
 			if s.Conns == c {
-				fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%d\t\n", c, s.Target, s.RPS, fmtDur(s.P50), fmtDur(s.P99), fmtDur(s.CPUPerReq), s.Errors)
+				fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%d\t\n", c, label(s.Target), s.RPS, fmtDur(s.P50), fmtDur(s.P99), fmtDur(s.CPUPerReq), s.Errors)
 			}
 		}
 		for _, cmp := range r.Comparisons {
 			if cmp.Conns == c {
-				fmt.Fprintf(tw, "\tbackgate/bare\t%.2fx\t%s\t%s\t%s\t\t\n", cmp.RPSRatio, signed(cmp.P50Extra), signed(cmp.P99Extra), signed(cmp.CPUExtraPerRq))
+				fmt.Fprintf(tw, "\t%s\t%.2fx\t%s\t%s\t%s\t\t\n", ratio, cmp.RPSRatio, signed(cmp.P50Extra), signed(cmp.P99Extra), signed(cmp.CPUExtraPerRq))
 			}
 		}
 	}
@@ -163,7 +177,10 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintf(w, "  %s %.1f MiB (now %.1f MiB)", m.Process, float64(m.PeakRSS)/(1<<20), float64(m.RSS)/(1<<20))
 	}
 	fmt.Fprintln(w)
-	if v := r.Verdict; v != nil {
+	if v := r.Verdict; v != nil && o.AA {
+		fmt.Fprintf(w, "noise floor at %d connections (two identical proxies, no target): throughput %.2fx, p99 %+.3f ms\n",
+			v.Conns, v.ThroughputRatio, v.P99ExtraMs)
+	} else if v != nil {
 		fmt.Fprintf(w, "targets at %d connections: throughput %.2fx bare (target >= %.2fx): %s; p99 %+.3f ms vs bare (target <= +%.0f ms): %s\n",
 			v.Conns, v.ThroughputRatio, targetThroughput, metStr(v.ThroughputMet), v.P99ExtraMs, float64(targetP99Extra)/1e6, metStr(v.P99Met))
 	} else {
