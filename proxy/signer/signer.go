@@ -136,8 +136,10 @@ type SignRequest struct {
 	// NotAfter bounds the tokens' expiry: the session's expiry, or a
 	// temporary grant's if earlier. Required.
 	NotAfter time.Time
-	// At is the request's time, read once by the caller for everything
-	// the request does; zero means the signer's clock.
+	// At is the current time as the caller read it when the request
+	// arrived (so one request reads the clock once); the tokens' issue time,
+	// the key choice and the reuse of minted headers go by it. Zero means
+	// the signer's clock.
 	At time.Time
 }
 
