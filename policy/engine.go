@@ -419,7 +419,7 @@ func (e *Engine) decide(ctx context.Context, in Input, tracer topdown.QueryTrace
 	}
 	var v ast.Value
 	if p.fast != nil && tracer == nil {
-		v, err = e.evalFast(ctx, p, snap, p.input.build(&in, d.UserRef), in.Time)
+		v, err = e.evalFast(ctx, p, snap, p.input.lazy(&in, d.UserRef), in.Time)
 	} else {
 		v, err = e.eval(ctx, p, &p.decision, snap, p.input.build(&in, d.UserRef), in.Time, tracer)
 	}
@@ -473,8 +473,8 @@ func (e *Engine) eval(ctx context.Context, p *compiledPolicy, pq *preparedQuery,
 
 // evalFast evaluates the decision with the planned program; same contract
 // as eval.
-func (e *Engine) evalFast(ctx context.Context, p *compiledPolicy, snap *snapshot, input ast.Value, at time.Time) (ast.Value, error) {
-	t, err := p.fast.Eval(ctx, ireval.EvalInput{Input: ast.NewTerm(input), Data: snap.rootTerm, Time: at, Index: snap.index})
+func (e *Engine) evalFast(ctx context.Context, p *compiledPolicy, snap *snapshot, input *ast.Term, at time.Time) (ast.Value, error) {
+	t, err := p.fast.Eval(ctx, ireval.EvalInput{Input: input, Data: snap.rootTerm, Time: at, Index: snap.index})
 	switch {
 	case errors.Is(err, ireval.ErrMultipleResults):
 		return nil, fmt.Errorf("%w: %s has more than one result", ErrBadDecision, DecisionQuery)

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/backgate/backgate/policy/ireval"
 )
 
 // Input keys, allocated once.
@@ -178,55 +180,200 @@ func newInputBuilder(use *inputUse) *inputBuilder {
 
 // build builds the policy input. Its shape is rego/schemas/input.json.
 func (b *inputBuilder) build(in *Input, userRef string) ast.Value {
-	f := &b.fields
-	var items [16][2]*ast.Term                   // root 4 + user 7 + request 3, on the stack until copied by NewObject
 	ts := termSlab{buf: make([]ast.Term, 0, 12)} // one allocation for the input's terms
-	root := items[:0:4]
-	if f.user {
-		user := items[4:4:11]
-		if f.sub {
-			user = append(user, [2]*ast.Term{kSub, ts.str(in.User.Subject)})
+	var items [4][2]*ast.Term                    // on the stack until copied by NewObject
+	root := items[:0]
+	for _, k := range [...]*ast.Term{kUser, kRequest, kRoute, kTime} {
+		if v := b.member(&ts, in, userRef, k); v != nil {
+			root = append(root, [2]*ast.Term{k, v})
 		}
-		if f.iss {
-			user = append(user, [2]*ast.Term{kIss, ts.str(in.User.Issuer)})
-		}
-		if f.email {
-			user = append(user, [2]*ast.Term{kEmail, ts.str(in.User.Email)})
-		}
-		if f.name {
-			user = append(user, [2]*ast.Term{kName, ts.str(in.User.Name)})
-		}
-		if f.username {
-			user = append(user, [2]*ast.Term{kUsername, ts.str(in.User.Username)})
-		}
-		if f.groups {
-			user = append(user, [2]*ast.Term{kGroups, ts.strArray(in.User.Groups)})
-		}
-		if f.ref {
-			user = append(user, [2]*ast.Term{kRef, ts.str(userRef)})
-		}
-		root = append(root, [2]*ast.Term{kUser, ts.term(ast.NewObject(user...))})
-	}
-	if f.request {
-		req := items[11:11:14]
-		if f.method {
-			req = append(req, [2]*ast.Term{kMethod, ts.str(in.Request.Method)})
-		}
-		if f.host {
-			req = append(req, [2]*ast.Term{kHost, ts.str(in.Request.Host)})
-		}
-		if f.path {
-			req = append(req, [2]*ast.Term{kPath, ts.str(in.Request.Path)})
-		}
-		root = append(root, [2]*ast.Term{kRequest, ts.term(ast.NewObject(req...))})
-	}
-	if f.route {
-		root = append(root, [2]*ast.Term{kRoute, b.route(in.Route)})
-	}
-	if f.time {
-		root = append(root, [2]*ast.Term{kTime, ts.nanos(in.Time.UnixNano())})
 	}
 	return ast.NewObject(root...)
+}
+
+// member builds input.<key> (key one of kUser, kRequest, kRoute, kTime), or
+// returns nil when the policy cannot read it.
+func (b *inputBuilder) member(ts *termSlab, in *Input, userRef string, key *ast.Term) *ast.Term {
+	f := &b.fields
+	switch key {
+	case kUser:
+		if f.user {
+			return ts.term(b.userObject(ts, in, userRef))
+		}
+	case kRequest:
+		if f.request {
+			return ts.term(b.requestObject(ts, in))
+		}
+	case kRoute:
+		if f.route {
+			return b.route(in.Route)
+		}
+	case kTime:
+		if f.time {
+			return ts.nanos(in.Time.UnixNano())
+		}
+	}
+	return nil
+}
+
+// userKeys and requestKeys are the members of input.user and
+// input.request, in the order they are built.
+var (
+	userKeys    = [...]*ast.Term{kSub, kIss, kEmail, kName, kUsername, kGroups, kRef}
+	requestKeys = [...]*ast.Term{kMethod, kHost, kPath}
+)
+
+func (b *inputBuilder) userObject(ts *termSlab, in *Input, userRef string) ast.Object {
+	var items [len(userKeys)][2]*ast.Term
+	obj := items[:0]
+	for _, k := range userKeys {
+		if v := b.userMember(ts, in, userRef, k); v != nil {
+			obj = append(obj, [2]*ast.Term{k, v})
+		}
+	}
+	return ast.NewObject(obj...)
+}
+
+// userMember builds input.user.<key>, or returns nil when the policy cannot
+// read it.
+func (b *inputBuilder) userMember(ts *termSlab, in *Input, userRef string, key *ast.Term) *ast.Term {
+	f := &b.fields
+	switch {
+	case key == kSub && f.sub:
+		return ts.str(in.User.Subject)
+	case key == kIss && f.iss:
+		return ts.str(in.User.Issuer)
+	case key == kEmail && f.email:
+		return ts.str(in.User.Email)
+	case key == kName && f.name:
+		return ts.str(in.User.Name)
+	case key == kUsername && f.username:
+		return ts.str(in.User.Username)
+	case key == kGroups && f.groups:
+		return ts.strArray(in.User.Groups)
+	case key == kRef && f.ref:
+		return ts.str(userRef)
+	}
+	return nil
+}
+
+func (b *inputBuilder) requestObject(ts *termSlab, in *Input) ast.Object {
+	var items [len(requestKeys)][2]*ast.Term
+	obj := items[:0]
+	for _, k := range requestKeys {
+		if v := b.requestMember(ts, in, k); v != nil {
+			obj = append(obj, [2]*ast.Term{k, v})
+		}
+	}
+	return ast.NewObject(obj...)
+}
+
+func (b *inputBuilder) requestMember(ts *termSlab, in *Input, key *ast.Term) *ast.Term {
+	f := &b.fields
+	switch {
+	case key == kMethod && f.method:
+		return ts.str(in.Request.Method)
+	case key == kHost && f.host:
+		return ts.str(in.Request.Host)
+	case key == kPath && f.path:
+		return ts.str(in.Request.Path)
+	}
+	return nil
+}
+
+// lazy is the input for the planned evaluator: the same object as build's,
+// but each member is made when the policy first looks it up (most of a
+// decision input is never read). One lazyInput holds everything a decision
+// makes, so it costs a few allocations where build costs about twenty.
+func (b *inputBuilder) lazy(in *Input, userRef string) *ast.Term { return &b.newLazy(in, userRef).root }
+
+func (b *inputBuilder) newLazy(in *Input, userRef string) *lazyInput {
+	li := &lazyInput{b: b, in: *in, userRef: userRef}
+	li.ts.buf = li.terms[:0]
+	li.root.Value = ireval.LazyValue(&li.rootView)
+	li.rootView.li, li.userView.li, li.requestView.li = li, li, li
+	li.userView.kind, li.requestView.kind = kUser, kRequest
+	return li
+}
+
+type lazyInput struct {
+	b       *inputBuilder
+	in      Input
+	userRef string
+	ts      termSlab
+	terms   [8]ast.Term // the first terms of ts
+	root    ast.Term
+	// Views of input, input.user and input.request; members made once.
+	rootView, userView, requestView lazyView
+	made                            [4]*ast.Term // input.<user|request|route|time> once looked up
+	userMade                        [len(userKeys)]*ast.Term
+	requestMade                     [len(requestKeys)]*ast.Term
+}
+
+// lazyView is one lazy object of a lazyInput: the root (kind nil), user or
+// request.
+type lazyView struct {
+	li   *lazyInput
+	kind *ast.Term
+}
+
+var rootKeys = [...]*ast.Term{kUser, kRequest, kRoute, kTime}
+
+func (v *lazyView) Member(key string) *ast.Term {
+	li := v.li
+	switch v.kind {
+	case nil:
+		for i, k := range rootKeys {
+			if string(k.Value.(ast.String)) != key {
+				continue
+			}
+			if li.made[i] == nil {
+				switch k {
+				case kUser:
+					if li.b.fields.user {
+						li.made[i] = &ast.Term{Value: ireval.LazyValue(&li.userView)}
+					}
+				case kRequest:
+					if li.b.fields.request {
+						li.made[i] = &ast.Term{Value: ireval.LazyValue(&li.requestView)}
+					}
+				default:
+					li.made[i] = li.b.member(&li.ts, &li.in, li.userRef, k)
+				}
+			}
+			return li.made[i]
+		}
+	case kUser:
+		for i, k := range userKeys {
+			if string(k.Value.(ast.String)) == key {
+				if li.userMade[i] == nil {
+					li.userMade[i] = li.b.userMember(&li.ts, &li.in, li.userRef, k)
+				}
+				return li.userMade[i]
+			}
+		}
+	case kRequest:
+		for i, k := range requestKeys {
+			if string(k.Value.(ast.String)) == key {
+				if li.requestMade[i] == nil {
+					li.requestMade[i] = li.b.requestMember(&li.ts, &li.in, k)
+				}
+				return li.requestMade[i]
+			}
+		}
+	}
+	return nil
+}
+
+func (v *lazyView) Object() ast.Object {
+	li := v.li
+	switch v.kind {
+	case kUser:
+		return li.b.userObject(&li.ts, &li.in, li.userRef)
+	case kRequest:
+		return li.b.requestObject(&li.ts, &li.in)
+	}
+	return li.b.build(&li.in, li.userRef).(ast.Object)
 }
 
 // termSlab hands out terms from one block, so an input's dozen terms cost

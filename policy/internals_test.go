@@ -238,3 +238,48 @@ decision := {"allow": inner == "prod", "matched": {{"rule": env, "reason": inner
 		t.Error("overwrite lost")
 	}
 }
+
+// TestLazyInputMatchesBuild: the planned evaluator's lazy input has, member
+// by member and as a whole, exactly the value build makes for the topdown
+// evaluator, whichever fields a policy reads.
+func TestLazyInputMatchesBuild(t *testing.T) {
+	shipped := newTestEngine(t, Options{}).policy.Load().input
+	builders := map[string]*inputBuilder{
+		"everything":    newInputBuilder(&inputUse{all: true}),
+		"shipped":       shipped,
+		"request path":  newInputBuilder(&inputUse{top: map[string]bool{"request": true}, sub: map[string]bool{"request.path": true}}),
+		"user as whole": newInputBuilder(&inputUse{top: map[string]bool{"user": true}, full: map[string]bool{"user": true}}),
+	}
+	full := req("alice", "component:default/Petstore", "Staging")
+	full.User.Groups, full.User.Name, full.Request = []string{"okta-eng", "okta-sre"}, "Alice", Request{Method: "GET", Host: "svc.example", Path: "/a"}
+	inputs := map[string]Input{"full": full, "empty": {}, "no groups": req("bob", "component:default/x", "dev")}
+	for bn, b := range builders {
+		for inName, in := range inputs {
+			want := b.build(&in, "user:default/alice").(ast.Object)
+			li := b.newLazy(&in, "user:default/alice")
+			if got := li.rootView.Object(); got.Compare(want) != 0 {
+				t.Errorf("%s, %s: whole lazy input %v, build %v", bn, inName, got, want)
+			}
+			for _, k := range []string{"user", "request", "route", "time", "approval", "nope"} {
+				got, w := li.rootView.Member(k), want.Get(ast.StringTerm(k))
+				if (got == nil) != (w == nil) || got != nil && got.Value.Compare(w.Value) != 0 {
+					t.Errorf("%s, %s: input.%s lazy %v, build %v", bn, inName, k, got, w)
+				}
+				view := map[string]*lazyView{"user": &li.userView, "request": &li.requestView}[k]
+				if view == nil || w == nil {
+					continue
+				}
+				sub := w.Value.(ast.Object)
+				if got := view.Object(); got.Compare(sub) != 0 {
+					t.Errorf("%s, %s: whole input.%s lazy %v, build %v", bn, inName, k, got, sub)
+				}
+				for _, f := range []string{"sub", "iss", "email", "name", "username", "groups", "ref", "method", "host", "path", "x"} {
+					g, w := view.Member(f), sub.Get(ast.StringTerm(f))
+					if (g == nil) != (w == nil) || g != nil && g.Value.Compare(w.Value) != 0 {
+						t.Errorf("%s, %s: input.%s.%s lazy %v, build %v", bn, inName, k, f, g, w)
+					}
+				}
+			}
+		}
+	}
+}

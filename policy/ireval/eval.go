@@ -150,11 +150,22 @@ func (p *Program) release(st *state) {
 	p.states.Put(st)
 }
 
+// get reads an operand as it is, for statements that only move it (to a
+// local, into a call); use reads it for a statement that looks at its value.
 func (st *state) get(base int, o *operand) *ast.Term {
 	if o.local < 0 {
 		return o.term
 	}
 	return st.stack[base+int(o.local)]
+}
+
+// use is get for a value the statement looks at: a lazy object (the input)
+// becomes the whole object. Only DotStmt reads members of a lazy object.
+func (st *state) use(base int, o *operand) *ast.Term {
+	if o.local < 0 {
+		return o.term
+	}
+	return whole(st.stack[base+int(o.local)])
 }
 
 // exec runs one block. It returns done == -1 when every statement was
@@ -178,11 +189,11 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			}
 			st.stack[base+int(s.target)] = v
 		case opAssignVarOnce:
-			v := st.get(base, &s.a)
+			v := st.use(base, &s.a)
 			if v == nil {
 				return 0, false, nil
 			}
-			cur := st.stack[base+int(s.target)]
+			cur := whole(st.stack[base+int(s.target)])
 			if cur != nil && cur.Value.Compare(v.Value) != 0 {
 				return 0, false, &topdown.Error{Code: topdown.ConflictErr, Message: "complete rules must not produce multiple outputs", Location: s.loc}
 			}
@@ -216,7 +227,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 				return 0, false, nil
 			}
 		case opIsArray, opIsObject, opIsSet:
-			v := st.get(base, &s.a)
+			v := st.use(base, &s.a)
 			if v == nil {
 				return 0, false, nil
 			}
@@ -233,7 +244,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 				return 0, false, nil
 			}
 		case opEqual, opNotEqual:
-			a, b := st.get(base, &s.a), st.get(base, &s.b)
+			a, b := st.use(base, &s.a), st.use(base, &s.b)
 			if a == nil || b == nil {
 				return 0, false, nil
 			}
@@ -241,7 +252,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 				return 0, false, nil
 			}
 		case opDot:
-			src, key := st.get(base, &s.a), st.get(base, &s.b)
+			src, key := st.get(base, &s.a), st.use(base, &s.b) // dot reads a lazy source member by member
 			if src == nil || key == nil {
 				return 0, false, nil
 			}
@@ -251,7 +262,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			}
 			st.stack[base+int(s.target)] = v
 		case opLen:
-			v := st.get(base, &s.a)
+			v := st.use(base, &s.a)
 			if v == nil {
 				return 0, false, nil
 			}
@@ -261,7 +272,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			}
 			st.stack[base+int(s.target)] = ast.InternedTerm(n)
 		case opArrayAppend:
-			v := st.get(base, &s.a)
+			v := st.use(base, &s.a)
 			t := st.stack[base+int(s.target)]
 			if v == nil || t == nil {
 				return 0, false, nil
@@ -277,7 +288,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			}
 			t.Value = arr.Append(v) // t was made by MakeArrayStmt in this evaluation
 		case opSetAdd:
-			v := st.get(base, &s.a)
+			v := st.use(base, &s.a)
 			t := st.stack[base+int(s.target)]
 			if v == nil || t == nil {
 				return 0, false, nil
@@ -297,7 +308,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			}
 			set.Add(v)
 		case opObjectInsert, opObjectInsertOnce:
-			k, v := st.get(base, &s.a), st.get(base, &s.b)
+			k, v := st.use(base, &s.a), st.use(base, &s.b)
 			t := st.stack[base+int(s.target)]
 			if k == nil || v == nil || t == nil {
 				return 0, false, nil
@@ -322,7 +333,7 @@ func (st *state) exec(base int, b *block) (done int, ret bool, err error) {
 			}
 			obj.Insert(k, v)
 		case opResultSetAdd:
-			v := st.stack[base+int(s.target)]
+			v := whole(st.stack[base+int(s.target)])
 			if v == nil {
 				return 0, false, nil
 			}
@@ -415,7 +426,7 @@ func (fr *scanFrame) elem(t *ast.Term) error { return fr.body(t, t) }
 // must still leave. In the body, a break of 0 moves to the next element and
 // a break of 1 leaves the scan, as in OPA's Wasm compiler.
 func (st *state) scan(base int, s *stmt) (int, bool, error) {
-	src := st.stack[base+int(s.target)]
+	src := whole(st.stack[base+int(s.target)])
 	if src == nil {
 		return 0, false, nil
 	}
@@ -484,6 +495,11 @@ func (st *state) dotMemo(src, key *ast.Term) *ast.Term {
 
 func (st *state) dot(src, key *ast.Term) *ast.Term {
 	switch c := src.Value.(type) {
+	case *lazyValue:
+		if k, ok := key.Value.(ast.String); ok {
+			return c.o.Member(string(k))
+		}
+		return c.object().Get(key)
 	case ast.Object:
 		if st.index != nil && c.Len() >= indexMin {
 			if m, ok := st.index[src]; ok {
@@ -585,7 +601,7 @@ func (st *state) invoke(base int, fn int32, args []operand) (*ast.Term, error) {
 func (st *state) dynamic(base int, s *stmt) (int32, bool) {
 	buf := st.pathBuf[:0]
 	for i := range s.path {
-		t := st.get(base, &s.path[i])
+		t := st.use(base, &s.path[i])
 		if t == nil {
 			return 0, false
 		}
@@ -606,7 +622,7 @@ func (st *state) dynamic(base int, s *stmt) (int32, bool) {
 func (st *state) builtin(base int, s *stmt) (*ast.Term, error) {
 	ops := st.ops[:0]
 	for i := range s.args {
-		t := st.get(base, &s.args[i])
+		t := st.use(base, &s.args[i])
 		if t == nil {
 			return nil, nil
 		}

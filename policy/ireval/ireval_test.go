@@ -329,3 +329,81 @@ out := {
 		}
 	}
 }
+
+// fakeLazy is a LazyObject over a real object, counting what is asked of it.
+type fakeLazy struct {
+	obj              ast.Object
+	members, objects int
+}
+
+func (f *fakeLazy) Member(key string) *ast.Term {
+	f.members++
+	v := f.obj.Get(ast.StringTerm(key))
+	if v != nil {
+		if o, ok := v.Value.(ast.Object); ok { // nested objects are lazy too
+			return &ast.Term{Value: ireval.LazyValue(&fakeLazy{obj: o})}
+		}
+	}
+	return v
+}
+
+func (f *fakeLazy) Object() ast.Object { f.objects++; return f.obj }
+
+// TestLazyInput: an input given as a LazyObject decides exactly as the
+// whole object does, however the policy uses it (members, the whole
+// object or a sub-object compared, counted, iterated, marshalled, passed
+// to functions, looked up with computed keys), and a policy that only
+// reads members never has the whole object built.
+func TestLazyInput(t *testing.T) {
+	input := map[string]any{
+		"user":  map[string]any{"ref": "user:default/alice", "groups": []any{"g1", "g2"}, "email": "a@example.com"},
+		"route": map[string]any{"service": "component:default/app", "environment": "staging"},
+		"time":  1700000000,
+	}
+	tests := []struct {
+		name, body string
+		whole      bool // the policy needs the whole input built
+	}{
+		{"members only", `out := {"ref": input.user.ref, "env": input.route.environment, "n": input.time, "missing": object.get(input.user, "nope", "x"), "again": input.user.ref}`, true},
+		{"members, no whole object", `out := [input.user.ref, input.route.environment, input.time]`, false},
+		{"absent member", `out := {"x": 1} if { not input.user.nope; not input.nope.deeper }`, false},
+		{"whole input compared", `out := input == {"user": input.user, "route": input.route, "time": input.time}`, true},
+		{"sub-object counted and iterated", `out := {"n": count(input.user), "keys": sort([k | some k, _ in input.user]), "groups": [g | some g in input.user.groups]}`, true},
+		{"marshalled", `out := json.marshal(input.route)`, true},
+		{"function argument", "f(x) := x.ref\ng(x) := count(x)\nout := [f(input.user), g(input.user)]", true},
+		{"computed key", "k := \"ref\"\nout := [input.user[k], input[\"route\"].service]", false},
+		{"in a collection", `out := {"u": input.user, "list": [input.route], "set": {input.time}}`, true},
+		{"object.keys of input", `out := sort(object.keys(input))`, true},
+	}
+	iv, err := ast.InterfaceToValue(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			module := "package t\n" + tc.body
+			p, err := plan(t, module, "t/out")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := topdown(t, module, "t/out", input, map[string]any{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // the second evaluation reuses the pooled state
+				lz := &fakeLazy{obj: iv.(ast.Object)}
+				got, err := p.Eval(context.Background(), ireval.EvalInput{Input: &ast.Term{Value: ireval.LazyValue(lz)},
+					Data: ast.NewTerm(ast.NewObject()), Time: time.Unix(1700000000, 0)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (want == nil) != (got == nil) || want != nil && !sameJSON(t, want, got) {
+					t.Fatalf("topdown=%v planned=%v", want, got)
+				}
+				if !tc.whole && lz.objects > 0 {
+					t.Errorf("the whole input was built %d times for a policy that only reads members", lz.objects)
+				}
+			}
+		})
+	}
+}
