@@ -34,12 +34,12 @@ func (l *lazyValue) object() ast.Object {
 	return l.obj
 }
 
-func (l *lazyValue) Compare(other ast.Value) int       { return l.object().Compare(other) }
+func (l *lazyValue) Compare(other ast.Value) int          { return l.object().Compare(other) }
 func (l *lazyValue) Find(path ast.Ref) (ast.Value, error) { return l.object().Find(path) }
-func (l *lazyValue) Hash() int                          { return l.object().Hash() }
-func (l *lazyValue) IsGround() bool                     { return l.object().IsGround() }
-func (l *lazyValue) String() string                     { return l.object().String() }
-func (l *lazyValue) StringLength() int                  { return l.object().StringLength() }
+func (l *lazyValue) Hash() int                            { return l.object().Hash() }
+func (l *lazyValue) IsGround() bool                       { return l.object().IsGround() }
+func (l *lazyValue) String() string                       { return l.object().String() }
+func (l *lazyValue) StringLength() int                    { return l.object().StringLength() }
 
 // whole replaces a lazy value in t by the whole object, in place: every
 // holder of the term sees the object from then on. t may be nil.
