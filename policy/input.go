@@ -181,102 +181,82 @@ func newInputBuilder(use *inputUse) *inputBuilder {
 // build builds the policy input. Its shape is rego/schemas/input.json.
 func (b *inputBuilder) build(in *Input, userRef string) ast.Value {
 	ts := termSlab{buf: make([]ast.Term, 0, 12)} // one allocation for the input's terms
-	var items [4][2]*ast.Term                    // on the stack until copied by NewObject
-	root := items[:0]
-	for _, k := range [...]*ast.Term{kUser, kRequest, kRoute, kTime} {
-		if v := b.member(&ts, in, userRef, k); v != nil {
-			root = append(root, [2]*ast.Term{k, v})
-		}
-	}
-	return ast.NewObject(root...)
+	return b.object(&ts, in, userRef, nil)
 }
 
-// member builds input.<key> (key one of kUser, kRequest, kRoute, kTime), or
-// returns nil when the policy cannot read it.
-func (b *inputBuilder) member(ts *termSlab, in *Input, userRef string, key *ast.Term) *ast.Term {
-	f := &b.fields
-	switch key {
-	case kUser:
-		if f.user {
-			return ts.term(b.userObject(ts, in, userRef))
-		}
-	case kRequest:
-		if f.request {
-			return ts.term(b.requestObject(ts, in))
-		}
-	case kRoute:
-		if f.route {
-			return b.route(in.Route)
-		}
-	case kTime:
-		if f.time {
-			return ts.nanos(in.Time.UnixNano())
-		}
-	}
-	return nil
-}
-
-// userKeys and requestKeys are the members of input.user and
-// input.request, in the order they are built.
+// Members of input (kind nil), input.user and input.request, in the order
+// they are built.
 var (
+	rootKeys    = [...]*ast.Term{kUser, kRequest, kRoute, kTime}
 	userKeys    = [...]*ast.Term{kSub, kIss, kEmail, kName, kUsername, kGroups, kRef}
 	requestKeys = [...]*ast.Term{kMethod, kHost, kPath}
 )
 
-func (b *inputBuilder) userObject(ts *termSlab, in *Input, userRef string) ast.Object {
-	var items [len(userKeys)][2]*ast.Term
+func keysOf(kind *ast.Term) []*ast.Term {
+	switch kind {
+	case kUser:
+		return userKeys[:]
+	case kRequest:
+		return requestKeys[:]
+	}
+	return rootKeys[:]
+}
+
+// object builds input (kind nil), input.user or input.request: the members
+// the policy can read.
+func (b *inputBuilder) object(ts *termSlab, in *Input, userRef string, kind *ast.Term) ast.Object {
+	var items [8][2]*ast.Term // on the stack until copied by NewObject
 	obj := items[:0]
-	for _, k := range userKeys {
-		if v := b.userMember(ts, in, userRef, k); v != nil {
+	for _, k := range keysOf(kind) {
+		if v := b.member(ts, in, userRef, kind, k); v != nil {
 			obj = append(obj, [2]*ast.Term{k, v})
 		}
 	}
 	return ast.NewObject(obj...)
 }
 
-// userMember builds input.user.<key>, or returns nil when the policy cannot
-// read it.
-func (b *inputBuilder) userMember(ts *termSlab, in *Input, userRef string, key *ast.Term) *ast.Term {
+// member builds member key of input (kind nil), input.user or
+// input.request, or returns nil when the policy cannot read it.
+func (b *inputBuilder) member(ts *termSlab, in *Input, userRef string, kind, key *ast.Term) *ast.Term {
 	f := &b.fields
-	switch {
-	case key == kSub && f.sub:
-		return ts.str(in.User.Subject)
-	case key == kIss && f.iss:
-		return ts.str(in.User.Issuer)
-	case key == kEmail && f.email:
-		return ts.str(in.User.Email)
-	case key == kName && f.name:
-		return ts.str(in.User.Name)
-	case key == kUsername && f.username:
-		return ts.str(in.User.Username)
-	case key == kGroups && f.groups:
-		return ts.strArray(in.User.Groups)
-	case key == kRef && f.ref:
-		return ts.str(userRef)
-	}
-	return nil
-}
-
-func (b *inputBuilder) requestObject(ts *termSlab, in *Input) ast.Object {
-	var items [len(requestKeys)][2]*ast.Term
-	obj := items[:0]
-	for _, k := range requestKeys {
-		if v := b.requestMember(ts, in, k); v != nil {
-			obj = append(obj, [2]*ast.Term{k, v})
+	switch kind {
+	case nil:
+		switch {
+		case key == kUser && f.user:
+			return ts.term(b.object(ts, in, userRef, kUser))
+		case key == kRequest && f.request:
+			return ts.term(b.object(ts, in, userRef, kRequest))
+		case key == kRoute && f.route:
+			return b.route(in.Route)
+		case key == kTime && f.time:
+			return ts.nanos(in.Time.UnixNano())
 		}
-	}
-	return ast.NewObject(obj...)
-}
-
-func (b *inputBuilder) requestMember(ts *termSlab, in *Input, key *ast.Term) *ast.Term {
-	f := &b.fields
-	switch {
-	case key == kMethod && f.method:
-		return ts.str(in.Request.Method)
-	case key == kHost && f.host:
-		return ts.str(in.Request.Host)
-	case key == kPath && f.path:
-		return ts.str(in.Request.Path)
+	case kUser:
+		switch {
+		case key == kSub && f.sub:
+			return ts.str(in.User.Subject)
+		case key == kIss && f.iss:
+			return ts.str(in.User.Issuer)
+		case key == kEmail && f.email:
+			return ts.str(in.User.Email)
+		case key == kName && f.name:
+			return ts.str(in.User.Name)
+		case key == kUsername && f.username:
+			return ts.str(in.User.Username)
+		case key == kGroups && f.groups:
+			return ts.strArray(in.User.Groups)
+		case key == kRef && f.ref:
+			return ts.str(userRef)
+		}
+	case kRequest:
+		switch {
+		case key == kMethod && f.method:
+			return ts.str(in.Request.Method)
+		case key == kHost && f.host:
+			return ts.str(in.Request.Host)
+		case key == kPath && f.path:
+			return ts.str(in.Request.Path)
+		}
 	}
 	return nil
 }
@@ -290,9 +270,10 @@ func (b *inputBuilder) lazy(in *Input, userRef string) *ast.Term { return &b.new
 func (b *inputBuilder) newLazy(in *Input, userRef string) *lazyInput {
 	li := &lazyInput{b: b, in: *in, userRef: userRef}
 	li.ts.buf = li.terms[:0]
+	li.rootView = lazyView{li: li, made: li.made[:len(rootKeys)]}
+	li.userView = lazyView{li: li, kind: kUser, made: li.made[len(rootKeys) : len(rootKeys)+len(userKeys)]}
+	li.requestView = lazyView{li: li, kind: kRequest, made: li.made[len(rootKeys)+len(userKeys):]}
 	li.root.Value = ireval.LazyValue(&li.rootView)
-	li.rootView.li, li.userView.li, li.requestView.li = li, li, li
-	li.userView.kind, li.requestView.kind = kUser, kRequest
 	return li
 }
 
@@ -303,77 +284,45 @@ type lazyInput struct {
 	ts      termSlab
 	terms   [8]ast.Term // the first terms of ts
 	root    ast.Term
-	// Views of input, input.user and input.request; members made once.
+	// Views of input, input.user and input.request, and the members they
+	// made (each made once).
 	rootView, userView, requestView lazyView
-	made                            [4]*ast.Term // input.<user|request|route|time> once looked up
-	userMade                        [len(userKeys)]*ast.Term
-	requestMade                     [len(requestKeys)]*ast.Term
+	made                            [len(rootKeys) + len(userKeys) + len(requestKeys)]*ast.Term
 }
 
-// lazyView is one lazy object of a lazyInput: the root (kind nil), user or
-// request.
+// lazyView is one lazy object of a lazyInput: input (kind nil),
+// input.user or input.request.
 type lazyView struct {
 	li   *lazyInput
 	kind *ast.Term
+	made []*ast.Term // by position in keysOf(kind)
 }
-
-var rootKeys = [...]*ast.Term{kUser, kRequest, kRoute, kTime}
 
 func (v *lazyView) Member(key string) *ast.Term {
 	li := v.li
-	switch v.kind {
-	case nil:
-		for i, k := range rootKeys {
-			if string(k.Value.(ast.String)) != key {
-				continue
-			}
-			if li.made[i] == nil {
-				switch k {
-				case kUser:
-					if li.b.fields.user {
-						li.made[i] = &ast.Term{Value: ireval.LazyValue(&li.userView)}
-					}
-				case kRequest:
-					if li.b.fields.request {
-						li.made[i] = &ast.Term{Value: ireval.LazyValue(&li.requestView)}
-					}
-				default:
-					li.made[i] = li.b.member(&li.ts, &li.in, li.userRef, k)
-				}
-			}
-			return li.made[i]
+	for i, k := range keysOf(v.kind) {
+		if string(k.Value.(ast.String)) != key {
+			continue
 		}
-	case kUser:
-		for i, k := range userKeys {
-			if string(k.Value.(ast.String)) == key {
-				if li.userMade[i] == nil {
-					li.userMade[i] = li.b.userMember(&li.ts, &li.in, li.userRef, k)
-				}
-				return li.userMade[i]
+		if v.made[i] == nil {
+			switch {
+			case v.kind == nil && k == kUser && li.b.fields.user:
+				v.made[i] = &ast.Term{Value: ireval.LazyValue(&li.userView)}
+			case v.kind == nil && k == kRequest && li.b.fields.request:
+				v.made[i] = &ast.Term{Value: ireval.LazyValue(&li.requestView)}
+			case v.kind == nil && (k == kUser || k == kRequest):
+				// not read by the policy: absent
+			default:
+				v.made[i] = li.b.member(&li.ts, &li.in, li.userRef, v.kind, k)
 			}
 		}
-	case kRequest:
-		for i, k := range requestKeys {
-			if string(k.Value.(ast.String)) == key {
-				if li.requestMade[i] == nil {
-					li.requestMade[i] = li.b.requestMember(&li.ts, &li.in, k)
-				}
-				return li.requestMade[i]
-			}
-		}
+		return v.made[i]
 	}
 	return nil
 }
 
 func (v *lazyView) Object() ast.Object {
-	li := v.li
-	switch v.kind {
-	case kUser:
-		return li.b.userObject(&li.ts, &li.in, li.userRef)
-	case kRequest:
-		return li.b.requestObject(&li.ts, &li.in)
-	}
-	return li.b.build(&li.in, li.userRef).(ast.Object)
+	return v.li.b.object(&v.li.ts, &v.li.in, v.li.userRef, v.kind)
 }
 
 // termSlab hands out terms from one block, so an input's dozen terms cost

@@ -145,21 +145,8 @@ func TestGeneratedCatalogDecisions(t *testing.T) {
 // child processes, a real login, the signed-header check, alternating
 // rounds, and the report.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three processes")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	o := benchOptions{Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, Concurrency: []int{2, 32},
-		Rounds: 2, MaxRequests: 100_000, BodySize: 100, Catalog: catalogSize{Components: 300, Groups: 60, Users: 600}}
-	rep, err := runBench(ctx, exe, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runBenchInTest(t, benchOptions{Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, Concurrency: []int{2, 32},
+		Rounds: 2, MaxRequests: 100_000, BodySize: 100, Catalog: catalogSize{Components: 300, Groups: 60, Users: 600}})
 	if len(rep.Runs) != 2*2*2 {
 		t.Fatalf("%d runs, want 8", len(rep.Runs))
 	}
@@ -224,21 +211,8 @@ func TestPairedComparison(t *testing.T) {
 // (nothing signs, nobody logs in) and the report calls the comparison a
 // noise floor, not a verdict on backgate.
 func TestAACalibration(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three processes")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	o := benchOptions{Duration: 100 * time.Millisecond, Concurrency: []int{32}, Rounds: 2, MaxRequests: 100_000,
-		BodySize: 100, Catalog: catalogSize{Components: 10, Groups: 5, Users: 10}, AA: true}
-	rep, err := runBench(ctx, exe, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runBenchInTest(t, benchOptions{Duration: 100 * time.Millisecond, Concurrency: []int{32}, Rounds: 2, MaxRequests: 100_000,
+		BodySize: 100, Catalog: catalogSize{Components: 10, Groups: 5, Users: 10}, AA: true})
 	for _, r := range rep.Runs {
 		if r.Requests == 0 || r.Errors != 0 {
 			t.Errorf("run %+v: want requests and no errors", r)
@@ -257,4 +231,24 @@ func TestAACalibration(t *testing.T) {
 	if strings.Contains(out.String(), "backgate/bare") || strings.Contains(out.String(), "targets at") {
 		t.Errorf("A/A report speaks of backgate:\n%s", out.String())
 	}
+}
+
+// runBenchInTest runs the benchmark with o (children are this test binary),
+// or skips in -short mode.
+func runBenchInTest(t *testing.T, o benchOptions) *report {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := runBench(ctx, exe, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
