@@ -407,3 +407,51 @@ func TestLazyInput(t *testing.T) {
 		})
 	}
 }
+
+// TestObjectLookups: looking a key up in objects of every size around the
+// point where ireval stops walking entries and uses the hash map, with
+// string, number and boolean keys present and absent, gives what topdown
+// gives.
+func TestObjectLookups(t *testing.T) {
+	const module = `package t
+mixed := {1: "number one", true: "true", "k0": "zero", "1": "string one"}
+objs := array.concat(data.objs, [mixed])
+out := [v |
+	some o in objs
+	some k in ["k0", "k7", "k15", "k16", "k20", "nope", 1, true, "1"]
+	v := object.get(o, k, "absent")
+]
+direct := {
+	"strings": [[o.k0, o["1"], object.get(o, "k15", "-")] | some o in objs; o.k0],
+	"around the limit": [[o.k14, o.k15, o.k16, o.k20] | some o in objs; o.k20],
+	"numbers": [o[1] | some o in objs],
+	"booleans": [o[true] | some o in objs],
+	"absent": count([o | some o in objs; not o.nope; not o.k99]),
+}`
+	objs := []any{}
+	for _, n := range []int{1, 8, 15, 16, 17, 21} {
+		o := map[string]any{"1": "string one"}
+		for i := range n {
+			o[fmt.Sprintf("k%d", i)] = i
+		}
+		objs = append(objs, o)
+	}
+	data := map[string]any{"objs": objs}
+	for _, entry := range []string{"t/out", "t/direct"} {
+		p, err := plan(t, module, entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := evalPlanned(t, p, map[string]any{}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := topdown(t, module, entry, map[string]any{}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == nil || got == nil || !sameJSON(t, want, got) {
+			t.Fatalf("%s: topdown=%v planned=%v", entry, want, got)
+		}
+	}
+}
