@@ -64,6 +64,7 @@ func (p *Program) Eval(ctx context.Context, in EvalInput) (*ast.Term, error) {
 		st.bctx.Time = ast.NumberTerm(json.Number(strconv.FormatInt(now.UnixNano(), 10)))
 	}
 	st.stack = append(st.stack[:0], make([]*ast.Term, p.nlocals)...)
+	st.used = len(st.stack)
 	st.stack[0], st.stack[1] = input, data
 	for _, b := range p.plan {
 		if _, ret, err := st.exec(0, b); err != nil {
@@ -106,6 +107,7 @@ type state struct {
 	scans    []*scanFrame
 	depth    int
 	index    Index
+	used     int // the most of stack any frame reached, for release
 	dots     [dotSlots]dotEntry
 	dotsUsed bool
 	findKey  string                    // what finder looks for
@@ -145,7 +147,7 @@ func (p *Program) state() *state {
 }
 
 func (p *Program) release(st *state) {
-	clear(st.stack[:cap(st.stack)])
+	clear(st.stack[:st.used]) // no terms kept alive by a pooled state
 	clear(st.memo)
 	clear(st.memoDone)
 	clear(st.results)
@@ -602,7 +604,8 @@ func (st *state) invoke(base int, fn int32, args []operand) (*ast.Term, error) {
 		}
 	}
 	nb := len(st.stack)
-	st.stack = append(st.stack, make([]*ast.Term, f.nlocals)...)
+	st.stack = append(st.stack, make([]*ast.Term, f.nlocals)...) // a zeroed frame
+	st.used = max(st.used, len(st.stack))
 	for i := range args {
 		st.stack[nb+int(f.params[i])] = st.get(base, &args[i])
 	}
@@ -618,8 +621,7 @@ func (st *state) invoke(base int, fn int32, args []operand) (*ast.Term, error) {
 			break
 		}
 	}
-	clear(st.stack[nb:])
-	st.stack = st.stack[:nb]
+	st.stack = st.stack[:nb] // the next frame here is zeroed when made; release clears what was used
 	if f.memo {
 		st.memo[fn], st.memoDone[fn] = result, true
 	}
