@@ -17,7 +17,7 @@ type authSessions struct{ a *auth.Authenticator }
 func (s authSessions) Identify(w http.ResponseWriter, r *http.Request, at time.Time) (Identity, error) {
 	sess, err := s.a.Current(w, r, at)
 	if err != nil {
-		// Touch ends sessions whose refresh failed or that timed out.
+		// No session, or one that ended (timed out, signed out, refresh rejected).
 		return Identity{}, errors.Join(ErrNotLoggedIn, err)
 	}
 	return Identity{Subject: sess.Subject, Issuer: sess.Issuer, Email: sess.Email, Name: sess.Name,

@@ -293,48 +293,50 @@ func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 // the session: the cookie is cleared and ErrNoSession returned; an
 // unreachable provider keeps the session and retries after the interval),
 // and it bumps LastSeen for the idle timeout, rewriting the cookie at most
-// once a minute. s is updated in place.
+// once a minute. s is checked first and updated in place.
 func (a *Authenticator) Touch(w http.ResponseWriter, r *http.Request, s *Session) error {
-	return a.touch(w, r, s, a.cfg.now())
-}
-
-// touchDue reports whether touch would change s at now: a refresh or a
-// LastSeen bump is due.
-func (a *Authenticator) touchDue(s *Session, now time.Time) bool {
-	return a.cfg.refreshOn && s.refreshToken != "" && now.Sub(s.RefreshedAt) >= a.cfg.RefreshInterval ||
-		now.Sub(s.LastSeen) >= touchInterval
-}
-
-func (a *Authenticator) touch(w http.ResponseWriter, r *http.Request, s *Session, now time.Time) error {
+	now := a.cfg.now()
 	if err := a.checkSession(s, now); err != nil {
 		a.clearSession(w)
 		return fmt.Errorf("%w: %w", ErrNoSession, err)
 	}
-	dirty := false
-	if a.cfg.refreshOn && s.refreshToken != "" && now.Sub(s.RefreshedAt) >= a.cfg.RefreshInterval {
+	t, err := a.touch(w, r, s, now)
+	if err != nil {
+		return err
+	}
+	*s = *t
+	return nil
+}
+
+// touch does Touch's refresh and bump for a checked session and returns
+// the session to use from then on: s itself when nothing was due, else a
+// changed copy. s is never changed: it may be the cached session that
+// every request with the same cookie shares.
+func (a *Authenticator) touch(w http.ResponseWriter, r *http.Request, s *Session, now time.Time) (*Session, error) {
+	refreshDue := a.cfg.refreshOn && s.refreshToken != "" && now.Sub(s.RefreshedAt) >= a.cfg.RefreshInterval
+	bumpDue := now.Sub(s.LastSeen) >= touchInterval
+	if !refreshDue && !bumpDue {
+		return s, nil
+	}
+	s = s.clone()
+	if refreshDue {
 		err := a.refresh(r.Context(), s, now)
 		switch {
 		case err == nil:
-			dirty = true
 		case errors.Is(err, ErrProviderUnavailable):
 			a.cfg.log.Warn("auth: refresh postponed: provider unreachable", "session", s.ID, "err", err.Error())
 			s.RefreshedAt = now
-			dirty = true
 		default:
 			a.cfg.log.Warn("auth: session ended: refresh rejected", "session", s.ID, "sub", s.Subject, "err", err.Error())
 			a.cache.revoke(s.ID, s.ExpiresAt, now)
 			a.clearSession(w)
-			return fmt.Errorf("%w: refresh: %w", ErrNoSession, err)
+			return nil, fmt.Errorf("%w: refresh: %w", ErrNoSession, err)
 		}
 	}
-	if now.Sub(s.LastSeen) >= touchInterval {
+	if bumpDue {
 		s.LastSeen = now
-		dirty = true
 	}
-	if !dirty {
-		return nil
-	}
-	return a.saveSession(w, r, s)
+	return s, a.saveSession(w, r, s)
 }
 
 // refresh redeems the session's refresh token (shared with concurrent

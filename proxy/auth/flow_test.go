@@ -129,13 +129,10 @@ func newEnv(t *testing.T, opOpts authtest.Options, mutate func(*auth.Options)) *
 		_, _ = io.WriteString(w, "signed-out page")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s, err := a.Session(r)
-		if err == nil {
-			err = a.Touch(w, r, s)
-		}
+		s, err := a.Current(w, r, time.Time{}) // as the proxy reads it
 		if err != nil {
 			if !errors.Is(err, auth.ErrNoSession) {
-				t.Errorf("Session/Touch error is not ErrNoSession: %v", err)
+				t.Errorf("Current error is not ErrNoSession: %v", err)
 			}
 			a.Login(w, r, r.URL.RequestURI())
 			return

@@ -53,9 +53,9 @@ func (a *Authenticator) Session(r *http.Request) (*Session, error) {
 }
 
 // Current is Session followed by Touch, for a request that arrived at now
-// (zero: the authenticator's clock). The session it returns is shared with
-// other requests carrying the same cookie: the caller must not modify it.
-// Only when Touch has something to change is the session copied first.
+// (zero: the authenticator's clock). The session it returns may be shared
+// with other requests carrying the same cookie: the caller must not modify
+// it. Only when Touch has something to change is the session copied.
 func (a *Authenticator) Current(w http.ResponseWriter, r *http.Request, now time.Time) (*Session, error) {
 	if now.IsZero() {
 		now = a.cfg.now()
@@ -64,13 +64,7 @@ func (a *Authenticator) Current(w http.ResponseWriter, r *http.Request, now time
 	if err != nil {
 		return nil, err
 	}
-	if a.touchDue(s, now) {
-		s = s.clone()
-	}
-	if err := a.touch(w, r, s, now); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return a.touch(w, r, s, now)
 }
 
 // session is Session without the copy: the result may be the cached
