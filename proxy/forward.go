@@ -10,12 +10,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/textproto"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/backgate/backgate/proxy/auth"
 )
 
 // TransportOptions tune the transport to BIG-IP.
@@ -251,23 +252,18 @@ func stripCookies(h http.Header, own []string) {
 	if len(lines) == 0 || len(own) == 0 {
 		return
 	}
-	changed := false
-	for _, line := range lines {
-		if cookieLineHasOwn(line, own) {
-			changed = true
-			break
-		}
-	}
-	if !changed {
-		return
-	}
 	var kept strings.Builder
+	changed := false
 	for _, line := range lines {
 		for rest := line; rest != ""; {
 			var part string
 			part, rest, _ = strings.Cut(rest, ";")
 			p := strings.TrimSpace(part)
-			if p == "" || isOwnCookie(p, own) {
+			if p == "" {
+				continue
+			}
+			if n := auth.CookieName(p); n != "" && ownCookie(n, own) {
+				changed = true
 				continue
 			}
 			if kept.Len() > 0 {
@@ -276,29 +272,12 @@ func stripCookies(h http.Header, own []string) {
 			kept.WriteString(p)
 		}
 	}
+	if !changed {
+		return
+	}
 	if kept.Len() == 0 {
 		h.Del("Cookie")
 		return
 	}
 	h.Set("Cookie", kept.String())
-}
-
-func cookieLineHasOwn(line string, own []string) bool {
-	for rest := line; rest != ""; {
-		var part string
-		part, rest, _ = strings.Cut(rest, ";")
-		if isOwnCookie(strings.TrimSpace(part), own) {
-			return true
-		}
-	}
-	return false
-}
-
-// isOwnCookie reports whether the cookie pair p ("name=value") is one of
-// backgate's. The name is trimmed as net/http (and the session lookup)
-// trim it: "_backgate =v" is the session cookie and must not reach the
-// upstream either.
-func isOwnCookie(p string, own []string) bool {
-	name, _, _ := strings.Cut(p, "=")
-	return name != "" && ownCookie(textproto.TrimString(name), own)
 }

@@ -17,8 +17,8 @@ func cookieValue(r *http.Request, name string) (string, bool) {
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			n, v, _ := strings.Cut(textproto.TrimString(part), "=") // no "=": empty value, as net/http
-			if textproto.TrimString(n) != name {
+			n, v := splitCookie(part)
+			if n != name {
 				continue
 			}
 			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
@@ -28,4 +28,19 @@ func cookieValue(r *http.Request, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// CookieName is the name in one "name=value" pair of a Cookie header,
+// trimmed as net/http (and the session lookup) trim it: "_backgate =v" is
+// the session cookie. The proxy strips backgate's cookies by this name, so
+// what it strips covers whatever the lookup reads.
+func CookieName(pair string) string {
+	n, _ := splitCookie(pair)
+	return n
+}
+
+// splitCookie splits a pair as net/http does; no "=" is an empty value.
+func splitCookie(pair string) (name, value string) {
+	n, v, _ := strings.Cut(textproto.TrimString(pair), "=")
+	return textproto.TrimString(n), v
 }
