@@ -183,16 +183,20 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// TestPairedComparison: the comparison pairs the k-th run of each target,
-// so a machine that slows down over the run (each pair slower than the
-// one before, backgate always at 0.9x of its neighbour) reports 0.9x,
-// where a ratio of the two targets' medians would not be exact.
+// TestPairedComparison: the comparison pairs the k-th run of each target
+// and takes the median of the per-round ratios and differences. With the
+// machine drifting between rounds, that is 0.9x and +0.5 ms here, where the
+// ratio of the two targets' medians would say 0.8x and the difference of
+// their p99 medians +0.2 ms.
 func TestPairedComparison(t *testing.T) {
 	r := &report{Options: benchOptions{Concurrency: []int{32}}}
-	for k, bare := range []float64{10000, 6000, 9000} { // drift between rounds
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	bareRPS, bgRPS := []float64{10000, 6000, 9000}, []float64{9000, 5700, 7200} // per round: 0.90x, 0.95x, 0.80x
+	bareP99, bgP99 := []float64{1, 2, 3}, []float64{1.5, 2.2, 4.0}            // per round: +0.5, +0.2, +1.0 ms
+	for k := range bareRPS {
 		r.Runs = append(r.Runs,
-			runResult{Target: nameBare, Conns: 32, RPS: bare, P99: time.Duration(k+1) * time.Millisecond, CPUPerReq: 70 * time.Microsecond},
-			runResult{Target: nameBackgate, Conns: 32, RPS: bare * 0.9, P99: time.Duration(k+1)*time.Millisecond + 500*time.Microsecond, CPUPerReq: 80 * time.Microsecond})
+			runResult{Target: nameBare, Conns: 32, RPS: bareRPS[k], P99: ms(bareP99[k]), CPUPerReq: 70 * time.Microsecond},
+			runResult{Target: nameBackgate, Conns: 32, RPS: bgRPS[k], P99: ms(bgP99[k]), CPUPerReq: 80 * time.Microsecond})
 	}
 	r.summarise()
 	if len(r.Comparisons) != 1 {
