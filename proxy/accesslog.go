@@ -18,17 +18,17 @@ import (
 // http.ResponseController reach Flush and Hijack (streaming, WebSocket).
 type record struct {
 	http.ResponseWriter
-	start    time.Time
-	id       string
-	status   int
-	bytes    int64
-	host     string     // r.Host without port, lower-cased
-	peer     netip.Addr // r.RemoteAddr's address
-	route    *Route
-	user     string
-	decision *policy.Decision // &dec once a decision was made
-	dec      policy.Decision
-	fwd      forward // what Rewrite needs, for an allowed request
+	start   time.Time
+	id      string
+	status  int
+	bytes   int64
+	host    string     // r.Host without port, lower-cased
+	peer    netip.Addr // r.RemoteAddr's address
+	route   *Route
+	user    string
+	dec     policy.Decision // when decided
+	decided bool
+	headers http.Header // the signed headers of an allowed request (shared: never modified)
 }
 
 func (w *record) WriteHeader(code int) {
@@ -65,8 +65,11 @@ func (s *Server) logAccess(w *record, r *http.Request) {
 	end := s.now()
 	a := accessFields{
 		id: w.id, method: r.Method, host: w.host, path: r.URL.Path,
-		status: w.status, bytes: w.bytes, client: s.clientAddr(w.peer, r), user: w.user, route: w.route, decision: w.decision,
+		status: w.status, bytes: w.bytes, client: s.clientAddr(w.peer, r), user: w.user, route: w.route,
 		durationMS: float64(end.Sub(w.start).Microseconds()) / 1000,
+	}
+	if w.decided {
+		a.decision = &w.dec
 	}
 	if a.status == 0 {
 		a.status = http.StatusSwitchingProtocols // hijacked (WebSocket) or nothing written
@@ -75,8 +78,10 @@ func (s *Server) logAccess(w *record, r *http.Request) {
 		bp := accessBufs.Get().(*[]byte)
 		b := appendAccessJSON((*bp)[:0], end, &a)
 		_, _ = s.opt.AccessLog.Write(b) // like slog: a failed log write does not fail the request
-		*bp = b
-		accessBufs.Put(bp)
+		if cap(b) <= 16<<10 {           // a record with a huge path does not keep its buffer
+			*bp = b
+			accessBufs.Put(bp)
+		}
 		return
 	}
 	var buf [16]slog.Attr

@@ -354,7 +354,7 @@ func BenchmarkRewrite(b *testing.B) {
 	in.Header.Set("Accept", "text/html")
 	in.Header.Set("User-Agent", "bench")
 	in.Header.Set("Cookie", "_backgate="+strings.Repeat("c", 600)+"; app=1")
-	in = in.WithContext(context.WithValue(in.Context(), ctxKey{}, &forward{route: rt, headers: signed}))
+	in = in.WithContext(context.WithValue(in.Context(), ctxKey{}, &record{route: rt, headers: signed, peer: peerAddr(in.RemoteAddr)}))
 
 	pr := &httputil.ProxyRequest{In: in, Out: in.Clone(in.Context())}
 	srv.rewrite(pr)

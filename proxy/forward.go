@@ -97,8 +97,8 @@ func (b bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 type routeTransport struct{ def http.RoundTripper }
 
 func (t routeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if f := fwdFrom(r.Context()); f != nil && f.route.Transport != nil {
-		return f.route.Transport.RoundTrip(r)
+	if rec := recordFrom(r.Context()); rec != nil && rec.route.Transport != nil {
+		return rec.route.Transport.RoundTrip(r)
 	}
 	return t.def.RoundTrip(r)
 }
@@ -106,19 +106,19 @@ func (t routeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // rewrite builds the outbound request. It never touches pr.In. ReverseProxy
 // has already removed hop-by-hop and X-Forwarded-* headers from pr.Out.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
-	f := fwdFrom(pr.In.Context())
-	pr.SetURL(f.route.Upstream)
+	rec := recordFrom(pr.In.Context())
+	pr.SetURL(rec.route.Upstream)
 	pr.Out.Host = pr.In.Host // BIG-IP and the iRule see the external host name
 
 	// Forwarding headers: believed only from configured proxies.
-	peer := f.rec.peer
-	if s.trusted(peer) {
+	trusted := s.trusted(rec.peer)
+	if trusted {
 		if xff := pr.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 			pr.Out.Header["X-Forwarded-For"] = slices.Clone(xff)
 		}
 	}
 	pr.SetXForwarded()
-	if s.trusted(peer) {
+	if trusted {
 		if p := pr.In.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
 			pr.Out.Header.Set("X-Forwarded-Proto", p)
 		}
@@ -126,7 +126,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 
 	// Identity: nothing the client sent survives; then ours.
 	s.opt.Strip(pr.Out.Header)
-	for k, v := range f.headers {
+	for k, v := range rec.headers {
 		pr.Out.Header[k] = v
 	}
 	stripCookies(pr.Out.Header, s.opt.CookieNames)
@@ -152,10 +152,10 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 }
 
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	f := fwdFrom(r.Context())
+	rec := recordFrom(r.Context())
 	id, route := "", ""
-	if f != nil {
-		id, route = f.rec.id, f.route.Name
+	if rec != nil {
+		id, route = rec.id, rec.route.Name
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody is left to show a page to.

@@ -189,14 +189,9 @@ func (s *Server) SetRoutes(routes []Route) {
 
 type ctxKey struct{}
 
-// forward is what the request path hands to Rewrite and the transport.
-type forward struct {
-	route   *Route
-	headers http.Header
-	rec     *record
-}
-
-func fwdFrom(ctx context.Context) *forward { f, _ := ctx.Value(ctxKey{}).(*forward); return f }
+// recordFrom returns the record of the request being forwarded: Rewrite
+// and the transport find the route, the signed headers and the peer there.
+func recordFrom(ctx context.Context) *record { rec, _ := ctx.Value(ctxKey{}).(*record); return rec }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -253,7 +248,7 @@ func (s *Server) serve(w *record, r *http.Request) {
 		Time: w.start,
 	}
 	w.dec, err = s.decide(r.Context(), in)
-	w.decision = &w.dec // inside the record: no allocation of its own
+	w.decided = true
 	d := &w.dec
 	if err != nil {
 		s.log.Error("policy decision failed; denying", "request_id", w.id, "route", rt.Name, "err", err)
@@ -277,9 +272,8 @@ func (s *Server) serve(w *record, r *http.Request) {
 		s.pages.Error(w, http.StatusInternalServerError, "Internal error", "backgate could not sign your identity for this request.", w.id)
 		return
 	}
-	w.fwd = forward{route: rt, headers: h, rec: w}
-	ctx := context.WithValue(r.Context(), ctxKey{}, &w.fwd)
-	s.rp.ServeHTTP(w, r.WithContext(ctx))
+	w.headers = h
+	s.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, w)))
 }
 
 // decide calls the authorizer, turning a panic into an error: fail closed.
