@@ -14,7 +14,9 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -640,7 +642,7 @@ func TestClientIP(t *testing.T) {
 		if tt.xff != "" {
 			r.Header.Set("X-Forwarded-For", tt.xff)
 		}
-		if got := addrString(s.clientAddr(peerAddr(r.RemoteAddr), r)); got != tt.want {
+		if got := s.ClientIP(r); got != tt.want {
 			t.Errorf("peer %s, X-Forwarded-For %q: client %q, want %q", tt.remote, tt.xff, got, tt.want)
 		}
 	}
@@ -658,5 +660,52 @@ func TestRequestIDs(t *testing.T) {
 			t.Fatalf("request id %q repeated", id)
 		}
 		seen[id] = true
+	}
+}
+
+// sharedSigner hands every request the same header map, as the real signer
+// does for every request its minted tokens are reused for.
+type sharedSigner struct{ h http.Header }
+
+func (s sharedSigner) SignHeaders(SignRequest) (http.Header, error) { return s.h, nil }
+
+// TestSharedSignedHeadersAreNeverModified: requests that reuse one minted
+// header set, sent at once and carrying forged copies of backgate's headers
+// in every spelling, each reach the upstream with exactly the signed values,
+// and the shared set is the same afterwards (under -race, nothing writes it).
+func TestSharedSignedHeadersAreNeverModified(t *testing.T) {
+	shared := http.Header{signer.HeaderEdge: {"edge-token"}, signer.HeaderAssertion: {"assertion-jwt"}}
+	snapshot := http.Header{signer.HeaderEdge: {"edge-token"}, signer.HeaderAssertion: {"assertion-jwt"}}
+	var mu sync.Mutex
+	var bad []string
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e, a := r.Header.Values(signer.HeaderEdge), r.Header.Values(signer.HeaderAssertion)
+		if len(e) != 1 || e[0] != "edge-token" || len(a) != 1 || a[0] != "assertion-jwt" {
+			mu.Lock()
+			bad = append(bad, fmt.Sprintf("edge %q assertion %q", e, a))
+			mu.Unlock()
+		}
+	})
+	f := newFixture(t, authzFunc(allowAlice), upstream, func(o *Options) { o.Signer = sharedSigner{shared} })
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 5 {
+				f.do(t, "GET", fmt.Sprintf("/p/%d/%d", i, j), "alice@example.com", http.Header{
+					"X-Backgate-Edge":      {"forged", "forged-too"},
+					"X-Backgate-Assertion": {"forged"},
+					"X_backgate_edge":      {"forged"},
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Errorf("%d requests reached the upstream without exactly the signed headers, first: %s", len(bad), bad[0])
+	}
+	if !reflect.DeepEqual(shared, snapshot) {
+		t.Fatalf("the shared signed headers were modified: %v", shared)
 	}
 }
