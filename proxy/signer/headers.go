@@ -163,13 +163,18 @@ func (hs Headers) Header() http.Header {
 
 func (hs Headers) build() http.Header {
 	h := make(http.Header, 2)
+	hs.set(h)
+	return h
+}
+
+// set puts the non-empty tokens of hs on h.
+func (hs Headers) set(h http.Header) {
 	if hs.Assertion != "" {
 		h[HeaderAssertion] = []string{hs.Assertion}
 	}
 	if hs.Edge != "" {
 		h[HeaderEdge] = []string{hs.Edge}
 	}
-	return h
 }
 
 // Apply strips every client-supplied backgate header from h (see
@@ -177,10 +182,5 @@ func (hs Headers) build() http.Header {
 // request can never carry both a forged and a real copy.
 func (hs Headers) Apply(h http.Header) {
 	StripBackgateHeaders(h)
-	if hs.Assertion != "" {
-		h[HeaderAssertion] = []string{hs.Assertion}
-	}
-	if hs.Edge != "" {
-		h[HeaderEdge] = []string{hs.Edge}
-	}
+	hs.set(h)
 }
