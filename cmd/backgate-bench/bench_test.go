@@ -192,7 +192,7 @@ func TestPairedComparison(t *testing.T) {
 	r := &report{Options: benchOptions{Concurrency: []int{32}}}
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	bareRPS, bgRPS := []float64{10000, 6000, 9000}, []float64{9000, 5700, 7200} // per round: 0.90x, 0.95x, 0.80x
-	bareP99, bgP99 := []float64{1, 2, 3}, []float64{1.5, 2.2, 4.0}            // per round: +0.5, +0.2, +1.0 ms
+	bareP99, bgP99 := []float64{1, 2, 3}, []float64{1.5, 2.2, 4.0}              // per round: +0.5, +0.2, +1.0 ms
 	for k := range bareRPS {
 		r.Runs = append(r.Runs,
 			runResult{Target: nameBare, Conns: 32, RPS: bareRPS[k], P99: ms(bareP99[k]), CPUPerReq: 70 * time.Microsecond},

@@ -8,27 +8,22 @@ import (
 	"github.com/backgate/backgate/config"
 )
 
-// gcSettings is what applyGC sets: the GC percent and the soft memory limit
-// in bytes (math.MaxInt64: none); a field is -2 when the environment's GOGC
-// or GOMEMLIMIT decides instead.
+// gcSettings is what applyGC sets: the GC percent (-1: off) and the soft
+// memory limit in bytes (math.MaxInt64: none), each unless the environment's
+// GOGC or GOMEMLIMIT, which the runtime has already applied, decides it.
 type gcSettings struct {
-	percent int
-	limit   int64
+	percent                      int
+	limit                        int64
+	percentFromEnv, limitFromEnv bool
 }
 
 // gcFor resolves server.gc_percent and server.memory_limit_mb against the
-// environment: Go's own GOGC and GOMEMLIMIT variables, when set, win (the
-// runtime has already applied them).
+// environment: Go's own GOGC and GOMEMLIMIT variables, when set, win.
 func gcFor(s config.Server, getenv func(string) string) gcSettings {
-	g := gcSettings{percent: s.GCPercent, limit: math.MaxInt64}
+	g := gcSettings{percent: s.GCPercent, limit: math.MaxInt64,
+		percentFromEnv: getenv("GOGC") != "", limitFromEnv: getenv("GOMEMLIMIT") != ""}
 	if s.MemoryLimitMB > 0 {
 		g.limit = int64(s.MemoryLimitMB) << 20
-	}
-	if getenv != nil && getenv("GOGC") != "" {
-		g.percent = -2
-	}
-	if getenv != nil && getenv("GOMEMLIMIT") != "" {
-		g.limit = -2
 	}
 	return g
 }
@@ -37,14 +32,16 @@ func gcFor(s config.Server, getenv func(string) string) gcSettings {
 // process-wide, so only Run calls it.
 func applyGC(s config.Server, getenv func(string) string, log *slog.Logger) {
 	g := gcFor(s, getenv)
-	if g.percent != -2 {
+	percent, limit := any(g.percent), any(g.limit)
+	if g.percentFromEnv {
+		percent = "GOGC=" + getenv("GOGC")
+	} else {
 		debug.SetGCPercent(g.percent)
 	}
-	if g.limit != -2 {
+	if g.limitFromEnv {
+		limit = "GOMEMLIMIT=" + getenv("GOMEMLIMIT")
+	} else {
 		debug.SetMemoryLimit(g.limit)
 	}
-	percent := debug.SetGCPercent(-1) // read it back, whoever set it
-	debug.SetGCPercent(percent)
-	log.Info("garbage collector", "gc_percent", percent, "memory_limit_bytes", debug.SetMemoryLimit(-1),
-		"gogc_from_env", g.percent == -2, "gomemlimit_from_env", g.limit == -2)
+	log.Info("garbage collector", "gc_percent", percent, "memory_limit_bytes", limit)
 }

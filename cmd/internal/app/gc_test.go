@@ -3,8 +3,10 @@ package app
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"math"
 	"os"
+	"runtime/debug"
 	"testing"
 
 	"github.com/backgate/backgate/config"
@@ -13,23 +15,23 @@ import (
 func TestGCFor(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	tests := []struct {
-		name    string
-		s       config.Server
-		env     map[string]string
-		percent int
-		limit   int64
+		name string
+		s    config.Server
+		env  map[string]string
+		want gcSettings
 	}{
-		{"defaults", config.Server{GCPercent: 400}, nil, 400, math.MaxInt64},
-		{"limit", config.Server{GCPercent: 200, MemoryLimitMB: 512}, nil, 200, 512 << 20},
-		{"off with limit", config.Server{GCPercent: -1, MemoryLimitMB: 1024}, nil, -1, 1024 << 20},
-		{"GOGC wins", config.Server{GCPercent: 400, MemoryLimitMB: 512}, map[string]string{"GOGC": "100"}, -2, 512 << 20},
-		{"GOMEMLIMIT wins", config.Server{GCPercent: 400, MemoryLimitMB: 512}, map[string]string{"GOMEMLIMIT": "1GiB"}, 400, -2},
+		{"defaults", config.Server{GCPercent: 400}, nil, gcSettings{percent: 400, limit: math.MaxInt64}},
+		{"limit", config.Server{GCPercent: 200, MemoryLimitMB: 512}, nil, gcSettings{percent: 200, limit: 512 << 20}},
+		{"off with limit", config.Server{GCPercent: -1, MemoryLimitMB: 1024}, nil, gcSettings{percent: -1, limit: 1024 << 20}},
+		{"GOGC wins", config.Server{GCPercent: 400, MemoryLimitMB: 512}, map[string]string{"GOGC": "100"},
+			gcSettings{percent: 400, limit: 512 << 20, percentFromEnv: true}},
+		{"GOMEMLIMIT wins", config.Server{GCPercent: 400, MemoryLimitMB: 512}, map[string]string{"GOMEMLIMIT": "1GiB"},
+			gcSettings{percent: 400, limit: 512 << 20, limitFromEnv: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := gcFor(tt.s, env(tt.env))
-			if g.percent != tt.percent || g.limit != tt.limit {
-				t.Fatalf("gcFor = %+v, want percent %d limit %d", g, tt.percent, tt.limit)
+			if g := gcFor(tt.s, env(tt.env)); g != tt.want {
+				t.Fatalf("gcFor = %+v, want %+v", g, tt.want)
 			}
 		})
 	}
@@ -56,5 +58,23 @@ func TestAccessLogWriter(t *testing.T) {
 		if got := accessLogWriter(tt.c, tt.w); got != tt.want {
 			t.Errorf("%s: accessLogWriter = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestApplyGCLeavesWhatTheEnvironmentSet: with GOGC and GOMEMLIMIT set,
+// the process keeps the runtime's settings; without, the configuration's
+// apply. (Process-wide state: restored at the end.)
+func TestApplyGCLeavesWhatTheEnvironmentSet(t *testing.T) {
+	percent0, limit0 := debug.SetGCPercent(123), debug.SetMemoryLimit(321<<20)
+	t.Cleanup(func() { debug.SetGCPercent(percent0); debug.SetMemoryLimit(limit0) })
+	log := slog.New(slog.DiscardHandler)
+	s := config.Server{GCPercent: 400, MemoryLimitMB: 512}
+	applyGC(s, func(k string) string { return map[string]string{"GOGC": "123", "GOMEMLIMIT": "321MiB"}[k] }, log)
+	if p, l := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1); p != 123 || l != 321<<20 {
+		t.Fatalf("with GOGC and GOMEMLIMIT set: gc percent %d, limit %d; want the environment's 123, %d", p, l, 321<<20)
+	}
+	applyGC(s, func(string) string { return "" }, log)
+	if p, l := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1); p != 400 || l != 512<<20 {
+		t.Fatalf("from the configuration: gc percent %d, limit %d; want 400, %d", p, l, 512<<20)
 	}
 }
