@@ -39,12 +39,13 @@ func planQuery(ctx context.Context, src *source, query string) (prog *ireval.Pro
 		}
 		b.Modules = append(b.Modules, bundle.ModuleFile{URL: name, Path: name, Raw: src.rego[name], Parsed: m})
 	}
+	caps := Capabilities()
 	c := opacompile.New().
 		WithTarget(opacompile.TargetPlan).
 		WithEntrypoints(entry).
 		WithBundle(b).
 		WithRegoVersion(ast.RegoV1).
-		WithCapabilities(Capabilities())
+		WithCapabilities(caps)
 	if err := c.Build(ctx); err != nil {
 		return nil, fmt.Errorf("policy: plan %s: %w", query, err)
 	}
@@ -52,7 +53,7 @@ func planQuery(ctx context.Context, src *source, query string) (prog *ireval.Pro
 	if out == nil || len(out.PlanModules) != 1 {
 		return nil, fmt.Errorf("policy: plan %s: planner produced no plan", query)
 	}
-	if prog, err = ireval.Compile(out.PlanModules[0].Raw, entry); err != nil {
+	if prog, err = ireval.Compile(out.PlanModules[0].Raw, entry, caps); err != nil {
 		return nil, fmt.Errorf("policy: plan %s: %w", query, err)
 	}
 	return prog, nil

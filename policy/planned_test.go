@@ -3,12 +3,17 @@ package policy
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	shipped "github.com/backgate/backgate/rego"
@@ -217,5 +222,40 @@ func TestPlannedFallsBackToTopdown(t *testing.T) {
 		if err1 != nil || err2 != nil || got.Allow != want.Allow || !reflect.DeepEqual(got.Rules, want.Rules) {
 			t.Fatalf("%s: topdown fallback %+v %v, planned %+v %v", in.User.Username, got, err1, want, err2)
 		}
+	}
+}
+
+// TestPlannedBuiltinsNeverReachTheNetwork: built-ins run by the planned
+// evaluator get the policy's capabilities, as under topdown: a schema with
+// a remote $ref is not fetched by either evaluator, and both decide alike.
+func TestPlannedBuiltinsNeverReachTheNetwork(t *testing.T) {
+	var fetches atomic.Int64
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		_, _ = io.WriteString(w, `{"type": "object"}`)
+	}))
+	t.Cleanup(remote.Close)
+	src := "package backgate.authz\n\nallow if json.verify_schema({\"$ref\": \"" + remote.URL + "/schema.json\"})[0]\n\n" +
+		"decision := {\"allow\": true, \"matched\": {{\"rule\": \"r\", \"reason\": \"schema fetched\"}}} if allow\n" +
+		"else := {\"allow\": false, \"matched\": {{\"rule\": \"r\", \"reason\": \"no schema\"}}}\n"
+	fsys := fstest.MapFS{"authz.rego": &fstest.MapFile{Data: []byte(src)}}
+	planned := newTestEngine(t, Options{PolicyFS: fsys})
+	ref := newTestEngine(t, Options{PolicyFS: fsys, TopdownOnly: true})
+	if planned.policy.Load().fast == nil {
+		t.Fatalf("the probe policy is not planned (%s): this test would not exercise the planned evaluator", planned.Evaluator())
+	}
+	for _, e := range []*Engine{planned, ref} {
+		if err := e.SetCatalog(smallCatalog("rev-1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := req("alice", "component:default/petstore", "staging")
+	got, err1 := planned.Decide(context.Background(), in)
+	want, err2 := ref.Decide(context.Background(), in)
+	if n := fetches.Load(); n != 0 {
+		t.Fatalf("a built-in fetched the remote schema %d times", n)
+	}
+	if (err1 == nil) != (err2 == nil) || got.Allow != want.Allow || got.Allow {
+		t.Fatalf("planned %+v %v, topdown %+v %v: want both to deny", got, err1, want, err2)
 	}
 }

@@ -103,25 +103,36 @@ type Program struct {
 	byPath    map[string]int32 // function path joined with "." -> index, for CallDynamic
 	files     []string
 	stackHint int
-	needsTime bool      // a built-in reads the evaluation time (time.now_ns)
-	states    sync.Pool // *state
+	needsTime bool              // a built-in reads the evaluation time (time.now_ns)
+	caps      *ast.Capabilities // what built-ins may do (AllowNet), as topdown is told
+	states    sync.Pool         // *state
 }
 
 // Compile prepares the plan named entry (e.g. "backgate/authz/decision")
-// from a policy serialised by OPA's planner (plan.json).
-func Compile(planJSON []byte, entry string) (*Program, error) {
+// from a policy serialised by OPA's planner (plan.json). caps are the
+// capabilities the policy was compiled with: a built-in they do not list is
+// refused, and built-ins get them at run time exactly as under topdown (for
+// example AllowNet, which keeps json.verify_schema from fetching a remote
+// $ref). nil means OPA's defaults.
+func Compile(planJSON []byte, entry string, caps *ast.Capabilities) (*Program, error) {
 	var pol ir.Policy
 	if err := json.Unmarshal(planJSON, &pol); err != nil {
 		return nil, fmt.Errorf("ireval: decode plan: %w", err)
 	}
-	return compilePolicy(&pol, entry)
+	return compilePolicy(&pol, entry, caps)
 }
 
-func compilePolicy(pol *ir.Policy, entry string) (*Program, error) {
+func compilePolicy(pol *ir.Policy, entry string, caps *ast.Capabilities) (*Program, error) {
 	if pol.Static == nil || pol.Plans == nil {
 		return nil, fmt.Errorf("ireval: plan has no static section or no plans")
 	}
-	c := &compiler{pol: pol, p: &Program{byPath: map[string]int32{}}, fnIndex: map[string]int32{}}
+	c := &compiler{pol: pol, p: &Program{byPath: map[string]int32{}, caps: caps}, fnIndex: map[string]int32{}}
+	if caps != nil {
+		c.allowed = make(map[string]bool, len(caps.Builtins))
+		for _, b := range caps.Builtins {
+			c.allowed[b.Name] = true
+		}
+	}
 	for _, f := range pol.Static.Files {
 		c.p.files = append(c.p.files, f.Value)
 	}
@@ -172,6 +183,7 @@ type compiler struct {
 	p        *Program
 	strings  []*ast.Term
 	fnIndex  map[string]int32
+	allowed  map[string]bool // built-ins the capabilities list; nil: any
 	maxLocal int32
 }
 
@@ -463,7 +475,7 @@ func (c *compiler) call(s *ir.CallStmt) (stmt, error) {
 		out.op, out.fn = opCall, i
 		return out, nil
 	}
-	if refusedBuiltins[s.Func] {
+	if refusedBuiltins[s.Func] || c.allowed != nil && !c.allowed[s.Func] {
 		return stmt{}, fmt.Errorf("%w: built-in %s", ErrUnsupported, s.Func)
 	}
 	if b, ok := ast.BuiltinMap[s.Func]; ok && b.Relation {

@@ -127,6 +127,7 @@ func (p *Program) state() *state {
 		ops:      make([]*ast.Term, 0, 8),
 	}
 	st.bctx.Cache = builtins.Cache{}
+	st.bctx.Capabilities = p.caps
 	st.bctx.Metrics = metrics.NoOp()     // for built-ins that count
 	st.bctx.Cancel = topdown.NewCancel() // never cancelled: evaluations are short
 	st.finder = func(k, v *ast.Term) bool {

@@ -29,7 +29,7 @@ func plan(t *testing.T, module, entry string) (*ireval.Program, error) {
 	if err := c.Build(context.Background()); err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	return ireval.Compile(c.Bundle().PlanModules[0].Raw, entry)
+	return ireval.Compile(c.Bundle().PlanModules[0].Raw, entry, nil)
 }
 
 // topdown evaluates data.<entry> with OPA's reference evaluator.
