@@ -263,3 +263,23 @@ func FuzzCacheKeyIsInjective(f *testing.F) {
 		}
 	})
 }
+
+// TestDecisionCacheAgesByInputTime: an entry ages against the input's Time
+// (the moment the proxy read when the request arrived), and the cache's own
+// clock counts only for inputs without one.
+func TestDecisionCacheAgesByInputTime(t *testing.T) {
+	_, c, clk := newCache(t, "")
+	alice := req("alice", "component:default/petstore", "staging") // Time: t0
+	step(t, c, alice, true, true)
+	clk.Add(time.Hour) // the cache's clock is not what the entry ages against
+	step(t, c, alice, true, false)
+	alice.Time = t0.Add(61 * time.Second) // past the TTL by the input's time
+	step(t, c, alice, true, true)
+
+	bob := req("bob", "component:default/petstore", "staging")
+	bob.Time = time.Time{} // no time: the cache's clock, now t0+1h
+	step(t, c, bob, true, true)
+	step(t, c, bob, true, false)
+	clk.Add(61 * time.Second)
+	step(t, c, bob, true, true)
+}
