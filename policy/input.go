@@ -207,8 +207,9 @@ func keysOf(kind *ast.Term) []*ast.Term {
 func (b *inputBuilder) object(ts *termSlab, in *Input, userRef string, kind *ast.Term) ast.Object {
 	var items [8][2]*ast.Term // on the stack until copied by NewObject
 	obj := items[:0]
+	sub := func(k *ast.Term) *ast.Term { return ts.term(b.object(ts, in, userRef, k)) }
 	for _, k := range keysOf(kind) {
-		if v := b.member(ts, in, userRef, kind, k); v != nil {
+		if v := b.member(ts, in, userRef, kind, k, sub); v != nil {
 			obj = append(obj, [2]*ast.Term{k, v})
 		}
 	}
@@ -216,16 +217,17 @@ func (b *inputBuilder) object(ts *termSlab, in *Input, userRef string, kind *ast
 }
 
 // member builds member key of input (kind nil), input.user or
-// input.request, or returns nil when the policy cannot read it.
-func (b *inputBuilder) member(ts *termSlab, in *Input, userRef string, kind, key *ast.Term) *ast.Term {
+// input.request, or returns nil when the policy cannot read it. sub makes
+// input.user and input.request (whole, or lazily).
+func (b *inputBuilder) member(ts *termSlab, in *Input, userRef string, kind, key *ast.Term, sub func(kind *ast.Term) *ast.Term) *ast.Term {
 	f := &b.fields
 	switch kind {
 	case nil:
 		switch {
 		case key == kUser && f.user:
-			return ts.term(b.object(ts, in, userRef, kUser))
+			return sub(kUser)
 		case key == kRequest && f.request:
-			return ts.term(b.object(ts, in, userRef, kRequest))
+			return sub(kRequest)
 		case key == kRoute && f.route:
 			return b.route(in.Route)
 		case key == kTime && f.time:
@@ -305,20 +307,20 @@ func (v *lazyView) Member(key string) *ast.Term {
 			continue
 		}
 		if v.made[i] == nil {
-			switch {
-			case v.kind == nil && k == kUser && li.b.fields.user:
-				v.made[i] = &ast.Term{Value: ireval.LazyValue(&li.userView)}
-			case v.kind == nil && k == kRequest && li.b.fields.request:
-				v.made[i] = &ast.Term{Value: ireval.LazyValue(&li.requestView)}
-			case v.kind == nil && (k == kUser || k == kRequest):
-				// not read by the policy: absent
-			default:
-				v.made[i] = li.b.member(&li.ts, &li.in, li.userRef, v.kind, k)
-			}
+			v.made[i] = li.b.member(&li.ts, &li.in, li.userRef, v.kind, k, li.sub)
 		}
 		return v.made[i]
 	}
 	return nil
+}
+
+// sub is input.user or input.request as a lazy object.
+func (li *lazyInput) sub(kind *ast.Term) *ast.Term {
+	view := &li.userView
+	if kind == kRequest {
+		view = &li.requestView
+	}
+	return &ast.Term{Value: ireval.LazyValue(view)}
 }
 
 func (v *lazyView) Object() ast.Object {
