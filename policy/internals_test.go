@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -253,6 +254,31 @@ func TestLazyInputMatchesBuild(t *testing.T) {
 	full := req("alice", "component:default/Petstore", "Staging")
 	full.User.Groups, full.User.Name, full.Request = []string{"okta-eng", "okta-sre"}, "Alice", Request{Method: "GET", Host: "svc.example", Path: "/a"}
 	inputs := map[string]Input{"full": full, "empty": {}, "no groups": req("bob", "component:default/x", "dev")}
+
+	// The whole input, written out, for a policy that reads everything (the
+	// comparisons below hold lazy and eager to each other; this holds both
+	// to the input's documented shape).
+	written, err := ast.InterfaceToValue(map[string]any{
+		"user": map[string]any{"sub": "sub-alice", "iss": "https://idp.example", "email": "alice@acme.example", "name": "Alice",
+			"username": "alice", "groups": []any{"okta-eng", "okta-sre"}, "ref": "user:default/alice"},
+		"request": map[string]any{"method": "GET", "host": "svc.example", "path": "/a"},
+		"route": map[string]any{"name": "r1", "host": "svc.example", "path_prefix": "", "service": "component:default/petstore",
+			"environment": "staging"},
+		"time": json.Number(strconv.FormatInt(t0.UnixNano(), 10)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	everything := builders["everything"]
+	for name, got := range map[string]ast.Value{
+		"lazy":  everything.newLazy(&full, "user:default/alice").rootView.Object(),
+		"build": everything.build(&full, "user:default/alice"),
+	} {
+		if got.Compare(written) != 0 {
+			t.Errorf("%s input %v, want %v", name, got, written)
+		}
+	}
+
 	for bn, b := range builders {
 		for inName, in := range inputs {
 			want := b.build(&in, "user:default/alice").(ast.Object)
