@@ -173,6 +173,23 @@ out := {
 }`},
 		{"undefined result", `package t
 out := 1 if input.nothing`},
+		{"array destructuring", `package t
+out := {"first": a, "second": b} if {
+	[a, b] := input.groups
+}
+else := {"six": count(x)} if {
+	x := data.list
+	[_, _, _, _, _, _] := x
+}`},
+		{"ref head conflict at run time", `package t
+model["dev"] := "open"
+model[input.env] := "other" if input.n > 1
+out := model`},
+		{"some and every stop early", `package t
+out := {"any": any_admin, "first": first, "all": every_grouped}
+first := [u | some u, v in data.users; "a" in v.groups][0]
+any_admin if { some _, v in data.users; "a" in v.groups }
+every_grouped if { every _, v in data.users { count(v.groups) > 0 } }`},
 		{"nested breaks", `package t
 out contains x if {
 	some u, v in data.users
