@@ -237,14 +237,11 @@ func (e *Engine) build() (*compiledPolicy, error) {
 		p.evaluator = "topdown"
 		return p, nil
 	}
-	fast, err := planQuery(context.Background(), src, DecisionQuery)
-	if err != nil {
+	p.fast, p.evaluator = plannedDecisions(src)
+	if p.fast == nil {
 		// Not an error: topdown evaluates the same policy, only slower.
-		p.evaluator = "topdown (" + err.Error() + ")"
-		e.log.Info("policy decisions evaluated by topdown", "revision", p.revision, "reason", err.Error())
-		return p, nil
+		e.log.Info("policy decisions evaluated by topdown", "revision", p.revision, "evaluator", p.evaluator)
 	}
-	p.fast, p.evaluator = fast, "planned"
 	return p, nil
 }
 

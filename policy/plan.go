@@ -13,6 +13,17 @@ import (
 	"github.com/backgate/backgate/policy/ireval"
 )
 
+// plannedDecisions plans the decision query; the string is how decisions
+// are then evaluated: "planned", or "topdown (reason)" with a nil program
+// when the planned evaluator cannot run the policy.
+func plannedDecisions(src *source) (*ireval.Program, string) {
+	prog, err := planQuery(context.Background(), src, DecisionQuery)
+	if err != nil {
+		return nil, "topdown (" + err.Error() + ")"
+	}
+	return prog, "planned"
+}
+
 // planQuery plans query (a data ref such as data.backgate.authz.decision)
 // with OPA's planner and compiles the plan for ireval. ireval.ErrUnsupported
 // means the policy uses something only topdown evaluates; any error leaves

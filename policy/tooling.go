@@ -34,10 +34,8 @@ func CheckEvaluator(dir string) (string, error) {
 	if _, _, err = compile(src, true); err != nil {
 		return "", err
 	}
-	if _, err := planQuery(context.Background(), src, DecisionQuery); err != nil {
-		return "topdown (" + err.Error() + ")", nil
-	}
-	return "planned", nil
+	_, evaluator := plannedDecisions(src)
+	return evaluator, nil
 }
 
 // TestSummary is the outcome of Test.
