@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/backgate/backgate/proxy/edgetoken"
 )
 
@@ -73,7 +75,7 @@ type HeaderStripper struct {
 func NewHeaderStripper(extra ...string) (*HeaderStripper, error) {
 	s := &HeaderStripper{}
 	for i, name := range extra {
-		if !validHeaderName(name) {
+		if !httpguts.ValidHeaderFieldName(name) { // an RFC 9110 token
 			return nil, fmt.Errorf("signer: extra strip header %d %q is not a valid header name", i, name)
 		}
 		s.extra = append(s.extra, foldHeaderName(name))
@@ -119,24 +121,6 @@ func foldHeaderName(name string) string {
 		b[i] = foldHeaderByte(b[i])
 	}
 	return string(b)
-}
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' ||
-			c == '+' || c == '-' || c == '.' || c == '^' || c == '_' || c == '`' || c == '|' || c == '~':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // Headers are the signed identity headers for one request.
