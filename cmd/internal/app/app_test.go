@@ -352,3 +352,40 @@ access: {disabled: true}
 		t.Fatalf("ready with a stale catalog: %v", err)
 	}
 }
+
+// TestPolicyEvaluatorSetting: policy.evaluator reaches the engine, and
+// /readyz says which evaluator decides.
+func TestPolicyEvaluatorSetting(t *testing.T) {
+	for _, ev := range []string{"planned", "topdown"} {
+		t.Run(ev, func(t *testing.T) {
+			idp := authtest.New(t, authtest.Options{})
+			dir := t.TempDir()
+			cat := filepath.Join(dir, "catalog.yaml")
+			if err := os.WriteFile(cat, []byte("apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: team}\nspec: {type: team, children: []}\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfgFile := filepath.Join(dir, "backgate.yaml")
+			if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(`server: {external_url: "http://gate.localhost:1"}
+data_dir: %s
+oidc: {issuer: %s, client_id: %s, client_secret: {env: S}}
+catalog: {files: [%s]}
+policy: {evaluator: %s}
+access: {disabled: true}
+`, filepath.Join(dir, "data"), idp.Issuer(), idp.ClientID(), cat, ev)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(cfgFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := &Env{Stdout: io.Discard, Stderr: testWriter{t}, Getenv: func(string) string { return idp.ClientSecret() }}
+			a, err := Build(context.Background(), cfg, e, NewLogger(cfg.Log, testWriter{t}), Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := a.status(); !strings.Contains(st, "policy_evaluator: "+ev+"\n") {
+				t.Fatalf("policy.evaluator: %s, but /readyz says:\n%s", ev, st)
+			}
+		})
+	}
+}
