@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -437,30 +435,9 @@ func KeyFiles(ks []config.KeyFile) []signer.KeyFile {
 // loadSessionKeys reads session.keys (one secret per line, newest first), or
 // generates data_dir/session-keys on first start.
 func loadSessionKeys(cfg *config.Config, e *Env) ([][]byte, error) {
-	var text string
-	if cfg.Session.Keys.IsZero() {
-		p := filepath.Join(cfg.DataDir, "session-keys")
-		b, err := os.ReadFile(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			k := make([]byte, 32)
-			if _, err := rand.Read(k); err != nil {
-				return nil, err
-			}
-			text = hex.EncodeToString(k)
-			if err := os.WriteFile(p, []byte(text+"\n"), 0o600); err != nil {
-				return nil, err
-			}
-		case err != nil:
-			return nil, err
-		default:
-			text = string(b)
-		}
-	} else {
-		var err error
-		if text, err = cfg.Session.Keys.Read(e.Getenv); err != nil {
-			return nil, err
-		}
+	text, err := secretOrGenerated(cfg.Session.Keys, filepath.Join(cfg.DataDir, "session-keys"), e)
+	if err != nil {
+		return nil, err
 	}
 	var keys [][]byte
 	for i, line := range strings.Split(text, "\n") {
