@@ -111,10 +111,16 @@ type backgateOptions struct {
 	Now             func() time.Time
 }
 
-// staticSource serves one generated snapshot.
+// staticSource serves one generated snapshot, fetched now each time (as a
+// live Backstage would be): backgate rebuilds it once a minute, as it does in
+// service, and it never goes stale however long the run.
 type staticSource struct{ snap *backstage.Snapshot }
 
-func (s staticSource) Fetch(context.Context) (*backstage.Snapshot, error) { return s.snap, nil }
+func (s staticSource) Fetch(context.Context) (*backstage.Snapshot, error) {
+	cp := *s.snap
+	cp.FetchedAt = time.Now()
+	return &cp, nil
+}
 
 // buildBackgate builds backgate exactly as `backgate serve` does
 // (cmd/internal/app), from the configuration defaults plus one route to the
