@@ -108,7 +108,7 @@ func (c *converter) term(v any) (*ast.Term, error) {
 		if len(x) == 0 {
 			// Most entities have no annotations: one shared empty object
 			// instead of one (a map and three slices) per entity.
-			return emptyObjectTerm, nil
+			return ast.InternedEmptyObject, nil // catalog values are never mutated
 		}
 		o, err := c.object(x)
 		if err != nil {
@@ -195,10 +195,6 @@ func (c *converter) object(m map[string]any) (ast.Object, error) {
 	c.items = c.items[:start]
 	return o, nil
 }
-
-// emptyObjectTerm is the shared value of every empty object in a catalog;
-// catalog values are never mutated.
-var emptyObjectTerm = ast.ObjectTerm()
 
 // catalogValue converts a catalog document (the data.catalog shape) to an
 // ast.Object.
