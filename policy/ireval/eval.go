@@ -479,8 +479,11 @@ func (st *state) scan(base int, s *stmt) (int, bool, error) {
 // Everything else (input, data, constants, built-in results) is immutable.
 var madeLoc = &ast.Location{File: "ireval collection"}
 
-// dotSlots is the size of an evaluation's dot memo (a power of two).
-const dotSlots = 64
+// dotSlots is the size of an evaluation's dot memo: 1<<dotBits.
+const (
+	dotBits  = 6
+	dotSlots = 1 << dotBits
+)
 
 // dotEntry remembers one lookup of key in src. Entries live for one
 // evaluation: release clears them (terms of a finished evaluation can be
@@ -496,7 +499,7 @@ func (st *state) dotMemo(src, key *ast.Term) *ast.Term {
 		return st.dot(src, key)
 	}
 	h := (uint64(uintptr(unsafe.Pointer(src)))>>3 ^ uint64(uintptr(unsafe.Pointer(key)))>>2) * 0x9E3779B97F4A7C15
-	e := &st.dots[h>>(64-6)]
+	e := &st.dots[h>>(64-dotBits)]
 	if e.src == src && e.key == key {
 		return e.val
 	}
