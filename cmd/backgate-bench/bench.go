@@ -26,14 +26,17 @@ type benchOptions struct {
 	Duration    time.Duration
 	Warmup      time.Duration
 	Concurrency []int
-	Rounds      int
-	MaxRequests int64 // per run
-	BodySize    int
-	Catalog     catalogSize
-	Unique      bool
-	NoCache     bool // no decision cache: evaluate the policy per request
-	DecisionLog bool
-	CPUProfile  string
+	Rounds      int // at each concurrency but targetConns
+	// TargetRounds is the number of rounds at targetConns, where the
+	// targets are judged: more pairs there make the verdict steadier.
+	TargetRounds int
+	MaxRequests  int64 // per run
+	BodySize     int
+	Catalog      catalogSize
+	Unique       bool
+	NoCache      bool // no decision cache: evaluate the policy per request
+	DecisionLog  bool
+	CPUProfile   string
 	// BareGCPercent is the bare proxy's GOGC: 100 (Go's default, what a
 	// plain Go proxy runs with) unless --bare-gc-percent says otherwise.
 	// backgate runs with its configuration default, server.gc_percent.
@@ -186,7 +189,7 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 		}
 	}
 	for _, c := range o.Concurrency {
-		for round := range o.Rounds {
+		for round := range o.roundsAt(c) {
 			order := []*target{tBare, tBG}
 			if round%2 == 1 { // A B, B A, ...: drift cancels out
 				order = []*target{tBG, tBare}
@@ -210,6 +213,14 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 	rep.summarise()
 	rep.TotalSeconds = time.Since(startWall).Seconds()
 	return rep, nil
+}
+
+// roundsAt is the number of rounds at c connections.
+func (o benchOptions) roundsAt(c int) int {
+	if c == targetConns && o.TargetRounds > 0 {
+		return o.TargetRounds
+	}
+	return o.Rounds
 }
 
 // checkSigned fetches the upstream's view of one request through backgate

@@ -89,6 +89,12 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("parseInts(%q) = %v, %v; want %v (error %v)", tc.in, got, err, tc.want, tc.wantErr)
 		}
 	}
+	for _, args := range [][]string{{"--rounds=0"}, {"--rounds=21"}, {"--target-rounds=0"}, {"--target-rounds=61"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, strings.NewReader(""), &out, &out); err == nil || !strings.Contains(err.Error(), strings.Split(args[0], "=")[0]) {
+			t.Errorf("run(%q) = %v, want an error naming the flag", args, err)
+		}
+	}
 	if _, err := parseCatalog("10,5,10"); err == nil {
 		t.Error("parseCatalog accepted 5 groups")
 	}
@@ -146,9 +152,15 @@ func TestGeneratedCatalogDecisions(t *testing.T) {
 // rounds, and the report.
 func TestEndToEnd(t *testing.T) {
 	rep := runBenchInTest(t, benchOptions{Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, Concurrency: []int{2, 32},
-		Rounds: 2, MaxRequests: 100_000, BodySize: 100, Catalog: catalogSize{Components: 300, Groups: 60, Users: 600}})
-	if len(rep.Runs) != 2*2*2 {
-		t.Fatalf("%d runs, want 8", len(rep.Runs))
+		Rounds: 2, TargetRounds: 3, MaxRequests: 100_000, BodySize: 100, Catalog: catalogSize{Components: 300, Groups: 60, Users: 600}})
+	// Two rounds at 2 connections, three at 32 (where the targets are
+	// judged), each a run of both targets.
+	perConns := map[int]int{}
+	for _, r := range rep.Runs {
+		perConns[r.Conns]++
+	}
+	if len(rep.Runs) != 2*2+3*2 || perConns[2] != 4 || perConns[32] != 6 {
+		t.Fatalf("%d runs %v, want 4 at 2 connections and 6 at 32", len(rep.Runs), perConns)
 	}
 	// Round 0 is bare then backgate, round 1 the other way round.
 	if rep.Runs[0].Target != nameBare || rep.Runs[1].Target != nameBackgate || rep.Runs[2].Target != nameBackgate || rep.Runs[3].Target != nameBare {

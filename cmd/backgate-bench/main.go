@@ -35,7 +35,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	conc := fs.String("concurrency", "1,8,32,64", "comma-separated connection counts")
 	fs.DurationVar(&o.Duration, "duration", time.Second, "length of each timed run")
 	fs.DurationVar(&o.Warmup, "warmup", time.Second, "warm-up per target before the timed runs")
-	fs.IntVar(&o.Rounds, "rounds", 12, "timed runs per target and concurrency (A/B alternated); the medians are reported")
+	fs.IntVar(&o.Rounds, "rounds", 6, "timed runs per target and concurrency (A/B alternated); the medians are reported")
+	fs.IntVar(&o.TargetRounds, "target-rounds", 30, "timed runs per target at 32 connections, where the targets are judged")
 	fs.Int64Var(&o.MaxRequests, "max-requests", 2_000_000, "upper bound on requests per run")
 	fs.IntVar(&o.BodySize, "body-size", 512, "upstream response body size in bytes")
 	fs.BoolVar(&o.Unique, "unique-tokens", false, "mint fresh tokens per request (signing.unique_tokens), as BIG-IP replay protection needs")
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("--warmup %s: must be in [0, 1m]", o.Warmup)
 	case o.Rounds < 1 || o.Rounds > 20:
 		return fmt.Errorf("--rounds %d: must be 1-20", o.Rounds)
+	case o.TargetRounds < 1 || o.TargetRounds > 60:
+		return fmt.Errorf("--target-rounds %d: must be 1-60", o.TargetRounds)
 	case o.MaxRequests < 1:
 		return fmt.Errorf("--max-requests %d: must be positive", o.MaxRequests)
 	case o.BodySize < 0 || o.BodySize > 1<<20:
