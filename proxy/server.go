@@ -324,8 +324,8 @@ func logoutByUser(r *http.Request) bool {
 		if r.Method != http.MethodPost {
 			return false
 		}
-		u, err := url.Parse(r.Header.Get("Origin"))
-		return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+		o := r.Header.Get("Origin")
+		return o != "" && CheckOrigin(o, r.Host) == nil
 	}
 	return false // cross-site, same-site (another host under the same domain)
 }

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -567,7 +568,11 @@ func TestLogoutNeedsThePersonsAction(t *testing.T) {
 		{"link from another site", "GET", "cross-site", "", false},
 		{"link from another internal host", "GET", "same-site", "", false},
 		{"form from another site", "POST", "cross-site", "https://evil.example", false},
+		{"post, no fetch metadata, same origin with its default port", "POST", "", "http://app.test:80", true},
 		{"post, no fetch metadata, other origin", "POST", "", "https://evil.example", false},
+		{"post, no fetch metadata, same host in another scheme", "POST", "", "ftp://app.test", false},
+		{"post, no fetch metadata, same host on another port", "POST", "", "http://app.test:8080", false},
+		{"post, no fetch metadata, null origin", "POST", "", "null", false},
 		{"post, no metadata at all", "POST", "", "", false},
 		{"get, no fetch metadata", "GET", "", "", false},
 		{"put from the same origin", "PUT", "same-origin", "http://app.test", false},
@@ -707,5 +712,44 @@ func TestSharedSignedHeadersAreNeverModified(t *testing.T) {
 	}
 	if !reflect.DeepEqual(shared, snapshot) {
 		t.Fatalf("the shared signed headers were modified: %v", shared)
+	}
+}
+
+// TestCheckOrigin: an Origin names the request's host when it is an http(s)
+// origin with the same host and port, a scheme's default port counting as
+// absent; anything else is refused with an error naming the value.
+func TestCheckOrigin(t *testing.T) {
+	for _, tt := range []struct {
+		origin, host string
+		ok           bool
+	}{
+		{"https://a.example", "a.example", true},
+		{"https://a.example", "a.example:443", true},
+		{"https://a.example:443", "a.example", true},
+		{"http://a.example:80", "a.example", true},
+		{"https://A.Example", "a.example", true},
+		{"https://a.example/", "a.example", true},
+		{"https://a.example:8443", "a.example:8443", true},
+		{"https://[::1]:8443", "[::1]:8443", true},
+		{"https://a.example:8443", "a.example", false},
+		{"http://a.example:443", "a.example", false}, // 443 is not http's default
+		{"https://b.example", "a.example", false},
+		{"https://a.example.evil", "a.example", false},
+		{"ftp://a.example", "a.example", false},
+		{"null", "a.example", false},
+		{"a.example", "a.example", false},
+		{"https://a.example/path", "a.example", false},
+		{"https://a.example?x=1", "a.example", false},
+		{"https://user@a.example", "a.example", false},
+		{"https://", "a.example", false},
+		{"https://a.example\x00", "a.example", false},
+	} {
+		err := CheckOrigin(tt.origin, tt.host)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckOrigin(%q, %q) = %v, want ok %v", tt.origin, tt.host, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), strconv.Quote(tt.origin)) {
+			t.Errorf("CheckOrigin(%q, %q) = %v: want the value named", tt.origin, tt.host, err)
+		}
 	}
 }

@@ -257,26 +257,10 @@ func sameOrigin(r *http.Request) error {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 		return fmt.Errorf("header Sec-Fetch-Site is %q", s)
 	}
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return nil
-	}
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" && u.Path != "/" {
-		return fmt.Errorf("header Origin %q is not an origin", o)
-	}
-	if !strings.EqualFold(hostPort(u.Scheme, u.Host), hostPort(u.Scheme, r.Host)) {
-		return fmt.Errorf("header Origin %q is another host than %q", o, r.Host)
+	if o := r.Header.Get("Origin"); o != "" {
+		return proxy.CheckOrigin(o, r.Host)
 	}
 	return nil
-}
-
-// hostPort drops the scheme's default port.
-func hostPort(scheme, hp string) string {
-	if h, p, err := net.SplitHostPort(hp); err == nil && (scheme == "https" && p == "443" || scheme == "http" && p == "80") {
-		return h
-	}
-	return hp
 }
 
 // checkCSRF verifies a cookie-authenticated state change.

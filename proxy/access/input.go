@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	acc "github.com/backgate/backgate/access"
+	"github.com/backgate/backgate/proxy"
 	"github.com/backgate/backgate/proxy/auth"
 )
 
@@ -248,7 +249,7 @@ func (h *Handler) returnLink(r *http.Request, raw string) string {
 	if allow == nil {
 		own := strings.ToLower(r.Host)
 		allow = func(host string) bool {
-			return host == own || host == hostPort("https", own) || host == hostPort("http", own)
+			return host == own || host == proxy.StripDefaultPort("https", own) || host == proxy.StripDefaultPort("http", own)
 		}
 	}
 	u, err := auth.ValidateReturnURL(raw, allow)
