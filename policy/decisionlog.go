@@ -5,7 +5,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/backgate/backgate/internal/jsonstr"
 )
 
 // decisionLogger writes one JSON object per line, with OPA's decision-log
@@ -26,33 +27,33 @@ func (l *decisionLogger) log(ts time.Time, in *Input, d *Decision, evalErr error
 	defer l.mu.Unlock()
 	b := l.buf[:0]
 	b = append(b, `{"decision_id":`...)
-	b = appendJSONString(b, d.ID)
+	b = jsonstr.Append(b, d.ID)
 	b = append(b, `,"timestamp":`...)
-	b = appendJSONString(b, ts.UTC().Format(time.RFC3339Nano))
+	b = jsonstr.Append(b, ts.UTC().Format(time.RFC3339Nano))
 	b = append(b, `,"path":"`+decisionPath+`","input":{"user":{"sub":`...)
-	b = appendJSONString(b, in.User.Subject)
+	b = jsonstr.Append(b, in.User.Subject)
 	b = append(b, `,"iss":`...)
-	b = appendJSONString(b, in.User.Issuer)
+	b = jsonstr.Append(b, in.User.Issuer)
 	b = append(b, `,"email":`...)
-	b = appendJSONString(b, in.User.Email)
+	b = jsonstr.Append(b, in.User.Email)
 	b = append(b, `,"ref":`...)
-	b = appendJSONString(b, d.UserRef)
+	b = jsonstr.Append(b, d.UserRef)
 	b = append(b, `,"groups":`...)
 	b = appendStrings(b, in.User.Groups)
 	b = append(b, `},"request":{"method":`...)
-	b = appendJSONString(b, in.Request.Method)
+	b = jsonstr.Append(b, in.Request.Method)
 	b = append(b, `,"host":`...)
-	b = appendJSONString(b, in.Request.Host)
+	b = jsonstr.Append(b, in.Request.Host)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, in.Request.Path)
+	b = jsonstr.Append(b, in.Request.Path)
 	b = append(b, `},"route":{"name":`...)
-	b = appendJSONString(b, in.Route.Name)
+	b = jsonstr.Append(b, in.Route.Name)
 	b = append(b, `,"service":`...)
-	b = appendJSONString(b, in.Route.Service)
+	b = jsonstr.Append(b, in.Route.Service)
 	b = append(b, `,"environment":`...)
-	b = appendJSONString(b, in.Route.Environment)
+	b = jsonstr.Append(b, in.Route.Environment)
 	b = append(b, `},"time":`...)
-	b = appendJSONString(b, in.Time.UTC().Format(time.RFC3339Nano))
+	b = jsonstr.Append(b, in.Time.UTC().Format(time.RFC3339Nano))
 	b = append(b, `},"result":{"allow":`...)
 	b = strconv.AppendBool(b, d.Allow)
 	b = append(b, `,"reasons":`...)
@@ -61,19 +62,19 @@ func (l *decisionLogger) log(ts time.Time, in *Input, d *Decision, evalErr error
 	b = appendStrings(b, d.Rules)
 	if d.GrantID != "" {
 		b = append(b, `,"grant_id":`...)
-		b = appendJSONString(b, d.GrantID)
+		b = jsonstr.Append(b, d.GrantID)
 		b = append(b, `,"grant_expires_at":`...)
-		b = appendJSONString(b, d.GrantExpiry.UTC().Format(time.RFC3339Nano))
+		b = jsonstr.Append(b, d.GrantExpiry.UTC().Format(time.RFC3339Nano))
 	}
 	b = append(b, '}')
 	if evalErr != nil {
 		b = append(b, `,"error":`...)
-		b = appendJSONString(b, evalErr.Error())
+		b = jsonstr.Append(b, evalErr.Error())
 	}
 	b = append(b, `,"labels":{"policy_revision":`...)
-	b = appendJSONString(b, d.PolicyRevision)
+	b = jsonstr.Append(b, d.PolicyRevision)
 	b = append(b, `,"catalog_revision":`...)
-	b = appendJSONString(b, d.CatalogRevision)
+	b = jsonstr.Append(b, d.CatalogRevision)
 	b = append(b, "}}\n"...)
 	l.buf = b
 	_, _ = l.w.Write(b) // a failing log sink must not change the decision
@@ -85,41 +86,7 @@ func appendStrings(b []byte, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, s)
+		b = jsonstr.Append(b, s)
 	}
 	return append(b, ']')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, `\u202`...)
-			b = append(b, hexDigits[r&0xf])
-		default:
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	"github.com/backgate/backgate/internal/jsonstr"
 	"github.com/backgate/backgate/policy"
 )
 
@@ -135,13 +135,13 @@ func appendAccessJSON(b []byte, t time.Time, a *accessFields) []byte {
 	b = append(b, `{"time":"`...)
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
-	b = appendJSONString(b, a.id)
+	b = jsonstr.Append(b, a.id)
 	b = append(b, `,"method":`...)
-	b = appendJSONString(b, a.method)
+	b = jsonstr.Append(b, a.method)
 	b = append(b, `,"host":`...)
-	b = appendJSONString(b, a.host)
+	b = jsonstr.Append(b, a.host)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, a.path)
+	b = jsonstr.Append(b, a.path)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(a.status), 10)
 	b = append(b, `,"bytes":`...)
@@ -154,25 +154,25 @@ func appendAccessJSON(b []byte, t time.Time, a *accessFields) []byte {
 		b = c.AppendTo(b) // digits, dots, colons and hex: nothing to escape
 		b = append(b, '"')
 	} else {
-		b = appendJSONString(b, addrString(c)) // a zone is any text
+		b = jsonstr.Append(b, addrString(c)) // a zone is any text
 	}
 	if a.user != "" {
 		b = append(b, `,"user":`...)
-		b = appendJSONString(b, a.user)
+		b = jsonstr.Append(b, a.user)
 	}
 	if a.route != nil {
 		b = append(b, `,"route":`...)
-		b = appendJSONString(b, a.route.Name)
+		b = jsonstr.Append(b, a.route.Name)
 		b = append(b, `,"service":`...)
-		b = appendJSONString(b, a.route.Service)
+		b = jsonstr.Append(b, a.route.Service)
 		b = append(b, `,"environment":`...)
-		b = appendJSONString(b, a.route.Environment)
+		b = jsonstr.Append(b, a.route.Environment)
 	}
 	if d := a.decision; d != nil {
 		b = append(b, `,"allow":`...)
 		b = strconv.AppendBool(b, d.Allow)
 		b = append(b, `,"decision_id":`...)
-		b = appendJSONString(b, d.ID)
+		b = jsonstr.Append(b, d.ID)
 	}
 	return append(b, "}\n"...)
 }
@@ -194,55 +194,4 @@ func appendJSONFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString quotes s with slog's JSON escaping: '"', '\\' and
-// control characters escaped, invalid UTF-8 as \ufffd, U+2028 and U+2029
-// escaped, everything else (including <, > and &) as is.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
