@@ -37,7 +37,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := app.OpenAccessStore(ctx, cfg, e.app())
+	st, err := app.OpenAccessStore(ctx, cfg, e)
 	if err != nil {
 		return err
 	}
@@ -51,9 +51,9 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *format == "csv" {
-		return access.WriteAuditCSV(e.stdout, evs)
+		return access.WriteAuditCSV(e.Stdout, evs)
 	}
-	return access.WriteAuditJSON(e.stdout, evs)
+	return access.WriteAuditJSON(e.Stdout, evs)
 }
 
 // parseWhen reads an RFC 3339 time or a duration before now; "" is zero.

@@ -84,7 +84,7 @@ func bigipRender(ctx context.Context, e *env, args []string) error {
 	if err := bigip.WriteFiles(*out, d); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "wrote the iRule, data groups (%d keys), tmsh merge file and AS3 fragment to %s (mode 0600: they hold keys)\n",
+	fmt.Fprintf(e.Stdout, "wrote the iRule, data groups (%d keys), tmsh merge file and AS3 fragment to %s (mode 0600: they hold keys)\n",
 		len(d.DataGroups[0].Records), *out)
 	return nil
 }
@@ -94,7 +94,7 @@ func dialBigIP(ctx context.Context, cfg *config.Config, e *env) (*icontrol.Clien
 	if b.URL == "" {
 		return nil, fmt.Errorf("bigip.url: required for this command")
 	}
-	pw, err := b.Password.Read(e.getenv)
+	pw, err := b.Password.Read(e.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("bigip.password: %w", err)
 	}
@@ -134,13 +134,13 @@ func bigipSync(ctx context.Context, e *env, args []string, apply bool) error {
 	if err != nil {
 		return err
 	}
-	if err := p.Write(e.stdout); err != nil {
+	if err := p.Write(e.Stdout); err != nil {
 		return err
 	}
 	if p.Empty() {
-		fmt.Fprintln(e.stdout, "BIG-IP is in sync: nothing to change.")
+		fmt.Fprintln(e.Stdout, "BIG-IP is in sync: nothing to change.")
 	} else if apply {
-		fmt.Fprintln(e.stdout, "applied.")
+		fmt.Fprintln(e.Stdout, "applied.")
 	}
 	return nil
 }
@@ -188,12 +188,12 @@ func keysRotate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if res.NewKeyID != "" {
-		fmt.Fprintf(e.stdout, "new edge key %s is on BIG-IP; backgate signs with it from %s\n", res.NewKeyID, res.ActivateAt.Format(time.RFC3339))
+		fmt.Fprintf(e.Stdout, "new edge key %s is on BIG-IP; backgate signs with it from %s\n", res.NewKeyID, res.ActivateAt.Format(time.RFC3339))
 	}
 	for _, r := range res.Retiring {
-		fmt.Fprintf(e.stdout, "key %s retires at %s; run `backgate keys rotate --finish` after that\n", r.ID, r.At.Format(time.RFC3339))
+		fmt.Fprintf(e.Stdout, "key %s retires at %s; run `backgate keys rotate --finish` after that\n", r.ID, r.At.Format(time.RFC3339))
 	}
-	fmt.Fprintf(e.stdout, "keys on BIG-IP: %v\n", res.Published)
+	fmt.Fprintf(e.Stdout, "keys on BIG-IP: %v\n", res.Published)
 	return nil
 }
 

@@ -38,7 +38,7 @@ func startDemoWith(t *testing.T, o demoOptions) demoInfo {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan demoInfo, 1)
 	done := make(chan error, 1)
-	e := &env{stdout: io.Discard, stderr: testWriter{t}, getenv: os.Getenv}
+	e := &env{Stdout: io.Discard, Stderr: testWriter{t}, Getenv: os.Getenv}
 	o.listen, o.idpListen, o.appListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	o.dataDir, o.ready = t.TempDir(), ready
 	if o.logLevel == "" {

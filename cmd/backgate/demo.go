@@ -82,7 +82,7 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+	log := slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: lvl}))
 
 	proxyLn, err := loopbackListen("--listen", o.listen)
 	if err != nil {
@@ -128,11 +128,11 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
 	const clientSecret = "demo-client-secret-not-for-production"
-	demoEnv := &env{stdout: e.stdout, stderr: e.stderr, getenv: func(k string) string {
+	demoEnv := &env{Stdout: e.Stdout, Stderr: e.Stderr, Getenv: func(k string) string {
 		if k == "BACKGATE_DEMO_CLIENT_SECRET" {
 			return clientSecret
 		}
-		return e.getenv(k)
+		return e.Getenv(k)
 	}}
 
 	idp, err := demo.NewProvider(demo.ProviderOptions{
@@ -154,7 +154,7 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	// The demo catalog names http://127.0.0.1:9001 as every route's BIG-IP;
 	// send those to the app this demo started, wherever it listens.
 	appURL := "http://" + appLn.Addr().String()
-	a, err := app.Build(ctx, cfg, demoEnv.app(), log, app.Deps{Now: o.now, Upstream: func(u string) string {
+	a, err := app.Build(ctx, cfg, demoEnv, log, app.Deps{Now: o.now, Upstream: func(u string) string {
 		if u == demoCatalogUpstream {
 			return appURL
 		}
@@ -214,5 +214,5 @@ func printDemoBanner(e *env, info demoInfo) {
 	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "Demo OpenID Provider: http://%s   demo app (stands in for BIG-IP): http://%s\n", info.IdP, info.App)
 	fmt.Fprintf(&b, "Sign out: %s/_backgate/logout   health: http://%s/readyz\n", info.External, info.Proxy)
-	_, _ = e.stdout.Write(b.Bytes())
+	_, _ = e.Stdout.Write(b.Bytes())
 }

@@ -26,14 +26,8 @@ type command struct {
 }
 
 // env is what a command may touch: streams and the environment, so tests
-// can run commands in-process.
-type env struct {
-	stdout, stderr io.Writer
-	getenv         func(string) string
-}
-
-// app is the same environment as the wiring package sees it.
-func (e *env) app() *app.Env { return &app.Env{Stdout: e.stdout, Stderr: e.stderr, Getenv: e.getenv} }
+// can run commands in-process. It is the wiring package's own Env.
+type env = app.Env
 
 // errUsage means the command line was wrong; the message was printed.
 var errUsage = errors.New("usage")
@@ -54,13 +48,13 @@ func commands() []command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	e := &env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	os.Exit(run(ctx, e, os.Args[1:]))
 }
 
 func run(ctx context.Context, e *env, args []string) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(e.stdout)
+		usage(e.Stdout)
 		if len(args) == 0 {
 			return 2
 		}
@@ -77,13 +71,13 @@ func run(ctx context.Context, e *env, args []string) int {
 			case errors.Is(err, errUsage):
 				return 2
 			default:
-				fmt.Fprintf(e.stderr, "backgate %s: %v\n", c.name, err)
+				fmt.Fprintf(e.Stderr, "backgate %s: %v\n", c.name, err)
 				return 1
 			}
 		}
 	}
-	fmt.Fprintf(e.stderr, "backgate: unknown command %q\n\n", args[0])
-	usage(e.stderr)
+	fmt.Fprintf(e.Stderr, "backgate: unknown command %q\n\n", args[0])
+	usage(e.Stderr)
 	return 2
 }
 
@@ -97,13 +91,13 @@ func usage(w io.Writer) {
 	}
 }
 
-// newFlags returns a FlagSet that prints its usage to e.stderr with a
+// newFlags returns a FlagSet that prints its usage to e.Stderr with a
 // one-line description, and reports errors instead of exiting.
 func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet("backgate "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(e.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: backgate %s\n\n", synopsis)
+		fmt.Fprintf(e.Stderr, "Usage: backgate %s\n\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -128,7 +122,7 @@ func subcommand(ctx context.Context, e *env, group string, args []string, subs m
 	}
 	sort.Strings(names)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(e.stderr, "Usage: backgate %s %s [flags]\n", group, strings.Join(names, "|"))
+		fmt.Fprintf(e.Stderr, "Usage: backgate %s %s [flags]\n", group, strings.Join(names, "|"))
 		if len(args) == 0 {
 			return errUsage
 		}
@@ -136,7 +130,7 @@ func subcommand(ctx context.Context, e *env, group string, args []string, subs m
 	}
 	f, ok := subs[args[0]]
 	if !ok {
-		fmt.Fprintf(e.stderr, "backgate %s: unknown subcommand %q (want %s)\n", group, args[0], strings.Join(names, ", "))
+		fmt.Fprintf(e.Stderr, "backgate %s: unknown subcommand %q (want %s)\n", group, args[0], strings.Join(names, ", "))
 		return errUsage
 	}
 	return f(ctx, e, args[1:])

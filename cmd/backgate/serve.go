@@ -19,11 +19,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *check {
-		fmt.Fprintf(e.stdout, "%s: configuration is valid\n", *path)
+		fmt.Fprintf(e.Stdout, "%s: configuration is valid\n", *path)
 		return nil
 	}
-	log := app.NewLogger(cfg.Log, e.stderr)
-	a, err := app.Build(ctx, cfg, e.app(), log, app.Deps{})
+	log := app.NewLogger(cfg.Log, e.Stderr)
+	a, err := app.Build(ctx, cfg, e, log, app.Deps{})
 	if err != nil {
 		return err
 	}

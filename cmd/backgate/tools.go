@@ -33,7 +33,7 @@ func toolConfig(path string) (*config.Config, error) {
 
 // loadCatalog fetches the catalog once from the configured source.
 func loadCatalog(ctx context.Context, cfg *config.Config, e *env) (*backstage.Catalog, error) {
-	src, err := app.CatalogSource(cfg, e.app(), app.Deps{Now: time.Now}, slog.New(slog.DiscardHandler))
+	src, err := app.CatalogSource(cfg, e, app.Deps{Now: time.Now}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func policyTest(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	_, err := policy.Test(ctx, fs.Arg(0), e.stdout, *minCov) // prints the summary itself
+	_, err := policy.Test(ctx, fs.Arg(0), e.Stdout, *minCov) // prints the summary itself
 	return err
 }
 
@@ -90,8 +90,8 @@ func policyCheck(_ context.Context, e *env, args []string) error {
 	if dir == "" {
 		dir = "the shipped policy"
 	}
-	fmt.Fprintf(e.stdout, "%s: compiles strictly and type-checks against the input and catalog schemas\n", dir)
-	fmt.Fprintf(e.stdout, "decisions are evaluated by: %s\n", evaluator)
+	fmt.Fprintf(e.Stdout, "%s: compiles strictly and type-checks against the input and catalog schemas\n", dir)
+	fmt.Fprintf(e.Stdout, "decisions are evaluated by: %s\n", evaluator)
 	return nil
 }
 
@@ -107,7 +107,7 @@ func policyEval(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *user == "" || *rawURL == "" {
-		fmt.Fprintln(e.stderr, "backgate policy eval: --user and --url are required")
+		fmt.Fprintln(e.Stderr, "backgate policy eval: --user and --url are required")
 		fs.Usage()
 		return errUsage
 	}
@@ -159,8 +159,8 @@ func policyEval(ctx context.Context, e *env, args []string) error {
 		Route:   policy.Route{Name: rt.Name, Host: rt.Host, PathPrefix: rt.PathPrefix, Service: rt.Service, Environment: rt.Environment},
 		Time:    time.Now(),
 	}
-	fmt.Fprintf(e.stdout, "route: %s -> %s (%s)\n", rt.Name, rt.Service, rt.Environment)
-	d, err := policy.Eval(ctx, eng, in, *explain, e.stdout)
+	fmt.Fprintf(e.Stdout, "route: %s -> %s (%s)\n", rt.Name, rt.Service, rt.Environment)
+	d, err := policy.Eval(ctx, eng, in, *explain, e.Stdout)
 	if err != nil {
 		return err
 	}
@@ -254,7 +254,7 @@ func catalogShow(ctx context.Context, e *env, args []string) error {
 	if !ok {
 		return fmt.Errorf("%s %q is not in the catalog (revision %s)", kind, name, cat.Revision())
 	}
-	return writeJSON(e.stdout, v)
+	return writeJSON(e.Stdout, v)
 }
 
 // qualify turns "alice" into "user:default/alice"; full refs pass through.

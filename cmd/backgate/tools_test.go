@@ -17,7 +17,7 @@ import (
 func runCLI(t *testing.T, getenv map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e bytes.Buffer
-	code = run(context.Background(), &env{stdout: &o, stderr: &e, getenv: func(k string) string { return getenv[k] }}, args)
+	code = run(context.Background(), &env{Stdout: &o, Stderr: &e, Getenv: func(k string) string { return getenv[k] }}, args)
 	return code, o.String(), e.String()
 }
 
