@@ -155,14 +155,16 @@ func (c *DecisionCache) Decide(ctx context.Context, in Input) (Decision, error) 
 func appendCacheKey(b []byte, ib *inputBuilder, in *Input) []byte {
 	f := &ib.fields
 	w := func(s string) {
-		for {
-			i := strings.IndexAny(s, "\x00\x01")
-			if i < 0 {
-				break
+		if strings.IndexByte(s, 0) >= 0 || strings.IndexByte(s, 1) >= 0 { // rare: escape
+			start := 0
+			for i := 0; i < len(s); i++ {
+				if c := s[i]; c <= 1 {
+					b = append(b, s[start:i]...)
+					b = append(b, 1, 2+c)
+					start = i + 1
+				}
 			}
-			b = append(b, s[:i]...)
-			b = append(b, 1, 2+s[i])
-			s = s[i+1:]
+			s = s[start:]
 		}
 		b = append(b, s...)
 		b = append(b, 0)
