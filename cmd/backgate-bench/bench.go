@@ -37,6 +37,7 @@ type benchOptions struct {
 	NoCache      bool // no decision cache: evaluate the policy per request
 	DecisionLog  bool
 	CPUProfile   string
+	MemProfile   string // heap profile of backgate (and of the bare proxy, plus .bare) after the load
 	// BareGCPercent is the bare proxy's GOGC: 100 (Go's default, what a
 	// plain Go proxy runs with) unless --bare-gc-percent says otherwise.
 	// backgate runs with its configuration default, server.gc_percent.
@@ -118,6 +119,9 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 	if o.CPUProfile != "" {
 		bareArgs = append(bareArgs, "--cpuprofile="+o.CPUProfile+".bare")
 	}
+	if o.MemProfile != "" {
+		bareArgs = append(bareArgs, "--memprofile="+o.MemProfile+".bare")
+	}
 	bare, err := start("bare", bareLn, 30*time.Second, bareArgs...)
 	if err != nil {
 		return nil, err
@@ -136,6 +140,9 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 	}
 	if o.CPUProfile != "" {
 		bgArgs = append(bgArgs, "--cpuprofile="+o.CPUProfile)
+	}
+	if o.MemProfile != "" {
+		bgArgs = append(bgArgs, "--memprofile="+o.MemProfile)
 	}
 	var bg *child
 	if o.AA {

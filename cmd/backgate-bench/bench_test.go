@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -151,8 +152,16 @@ func TestGeneratedCatalogDecisions(t *testing.T) {
 // child processes, a real login, the signed-header check, alternating
 // rounds, and the report.
 func TestEndToEnd(t *testing.T) {
+	heap := filepath.Join(t.TempDir(), "heap.prof")
 	rep := runBenchInTest(t, benchOptions{Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, Concurrency: []int{2, 32},
-		Rounds: 2, TargetRounds: 3, MaxRequests: 100_000, BodySize: 100, Catalog: catalogSize{Components: 300, Groups: 60, Users: 600}})
+		Rounds: 2, TargetRounds: 3, MaxRequests: 100_000, BodySize: 100, Catalog: catalogSize{Components: 300, Groups: 60, Users: 600},
+		MemProfile: heap})
+	// Heap profiles of both proxies, written as they stop: gzipped protobuf.
+	for _, p := range []string{heap, heap + ".bare"} {
+		if b, err := os.ReadFile(p); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("heap profile %s: %d bytes, %v; want a gzipped profile", p, len(b), err)
+		}
+	}
 	// Two rounds at 2 connections, three at 32 (where the targets are
 	// judged), each a run of both targets.
 	perConns := map[int]int{}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
@@ -33,6 +34,7 @@ type childOptions struct {
 	noCache    bool
 	decisionLg bool
 	cpuProfile string
+	memProfile string
 	gcPercent  int // bare only; 0 leaves the runtime's setting
 }
 
@@ -109,6 +111,11 @@ func runChild(o childOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s: serve: %w", o.role, err)
 	case <-stop:
 	}
+	if o.memProfile != "" {
+		if err := writeHeapProfile(o.memProfile); err != nil {
+			return fmt.Errorf("--memprofile: %w", err)
+		}
+	}
 	if bg != nil {
 		stopRun()
 		<-errc
@@ -118,6 +125,20 @@ func runChild(o childOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 	defer scancel()
 	_ = srv.Shutdown(sctx)
 	return nil
+}
+
+// writeHeapProfile writes the live heap (after a collection) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // child is a server process started by the parent.

@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.BoolVar(&o.NoCache, "no-decision-cache", false, "evaluate the policy for every request (policy.decision_cache off)")
 	fs.BoolVar(&o.DecisionLog, "decision-log", false, "write backgate's decision log (to a discarding writer)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the backgate process (load phase) to this file, and of the bare proxy to this file plus .bare")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of the backgate process after the load (live objects after a GC) to this file, and of the bare proxy to this file plus .bare")
 	fs.IntVar(&o.BareGCPercent, "bare-gc-percent", 100, "GOGC of the bare proxy (backgate uses its server.gc_percent default)")
 	fs.BoolVar(&o.AA, "aa", false, "A/A calibration: a second bare proxy takes backgate's place, so the ratios show this machine's noise floor")
 	catalog := fs.String("catalog", "", "catalog size components,groups,users (default 10000,2000,20000)")
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		o.Catalog = sz
 	}
 	if co.role != "" {
-		co.bodySize, co.catalog, co.unique, co.noCache, co.decisionLg, co.cpuProfile = o.BodySize, o.Catalog, o.Unique, o.NoCache, o.DecisionLog, o.CPUProfile
+		co.bodySize, co.catalog, co.unique, co.noCache, co.decisionLg, co.cpuProfile, co.memProfile = o.BodySize, o.Catalog, o.Unique, o.NoCache, o.DecisionLog, o.CPUProfile, o.MemProfile
 		return runChild(co, stdin, stdout, stderr)
 	}
 	cs, err := parseInts(*conc)
