@@ -27,17 +27,19 @@ type benchOptions struct {
 	Warmup      time.Duration
 	Concurrency []int
 	Rounds      int // at each concurrency but targetConns
-	// TargetRounds is the number of rounds at targetConns, where the
-	// targets are judged: more pairs there make the verdict steadier.
-	TargetRounds int
-	MaxRequests  int64 // per run
-	BodySize     int
-	Catalog      catalogSize
-	Unique       bool
-	NoCache      bool // no decision cache: evaluate the policy per request
-	DecisionLog  bool
-	CPUProfile   string
-	MemProfile   string // heap profile of backgate (and of the bare proxy, plus .bare) after the load
+	// TargetRounds and TargetDuration are the rounds at targetConns, where
+	// the targets are judged: fewer, longer rounds there make the verdict
+	// steadier (a round's p99 varies less the longer it runs; see README).
+	TargetRounds   int
+	TargetDuration time.Duration
+	MaxRequests    int64 // per run
+	BodySize       int
+	Catalog        catalogSize
+	Unique         bool
+	NoCache        bool // no decision cache: evaluate the policy per request
+	DecisionLog    bool
+	CPUProfile     string
+	MemProfile     string // heap profile of backgate (and of the bare proxy, plus .bare) after the load
 	// BareGCPercent is the bare proxy's GOGC: 100 (Go's default, what a
 	// plain Go proxy runs with) unless --bare-gc-percent says otherwise.
 	// backgate runs with its configuration default, server.gc_percent.
@@ -196,7 +198,8 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 		}
 	}
 	for _, c := range o.Concurrency {
-		for round := range o.roundsAt(c) {
+		rounds, dur := o.plan(c)
+		for round := range rounds {
 			order := []*target{tBare, tBG}
 			if round%2 == 1 { // A B, B A, ...: drift cancels out
 				order = []*target{tBG, tBare}
@@ -205,7 +208,7 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				r := runLoad(ctx, t, c, o.Duration, o.MaxRequests)
+				r := runLoad(ctx, t, c, dur, o.MaxRequests)
 				progress(r)
 				rep.Runs = append(rep.Runs, r)
 			}
@@ -222,12 +225,18 @@ func runBench(ctx context.Context, exe string, o benchOptions) (*report, error) 
 	return rep, nil
 }
 
-// roundsAt is the number of rounds at c connections.
-func (o benchOptions) roundsAt(c int) int {
-	if c == targetConns && o.TargetRounds > 0 {
-		return o.TargetRounds
+// plan is the number and length of the rounds at c connections.
+func (o benchOptions) plan(c int) (rounds int, d time.Duration) {
+	rounds, d = o.Rounds, o.Duration
+	if c == targetConns {
+		if o.TargetRounds > 0 {
+			rounds = o.TargetRounds
+		}
+		if o.TargetDuration > 0 {
+			d = o.TargetDuration
+		}
 	}
-	return o.Rounds
+	return rounds, d
 }
 
 // checkSigned fetches the upstream's view of one request through backgate

@@ -90,7 +90,7 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("parseInts(%q) = %v, %v; want %v (error %v)", tc.in, got, err, tc.want, tc.wantErr)
 		}
 	}
-	for _, args := range [][]string{{"--rounds=0"}, {"--rounds=21"}, {"--target-rounds=0"}, {"--target-rounds=61"}} {
+	for _, args := range [][]string{{"--rounds=0"}, {"--rounds=21"}, {"--target-rounds=0"}, {"--target-rounds=61"}, {"--target-duration=0s"}, {"--target-duration=2m"}} {
 		var out bytes.Buffer
 		if err := run(context.Background(), args, strings.NewReader(""), &out, &out); err == nil || !strings.Contains(err.Error(), strings.Split(args[0], "=")[0]) {
 			t.Errorf("run(%q) = %v, want an error naming the flag", args, err)
@@ -154,7 +154,7 @@ func TestGeneratedCatalogDecisions(t *testing.T) {
 func TestEndToEnd(t *testing.T) {
 	heap := filepath.Join(t.TempDir(), "heap.prof")
 	rep := runBenchInTest(t, benchOptions{Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, Concurrency: []int{2, 32},
-		Rounds: 2, TargetRounds: 3, MaxRequests: 100_000, BodySize: 100, Catalog: catalogSize{Components: 300, Groups: 60, Users: 600},
+		Rounds: 2, TargetRounds: 3, TargetDuration: 200 * time.Millisecond, MaxRequests: 100_000, BodySize: 100, Catalog: catalogSize{Components: 300, Groups: 60, Users: 600},
 		MemProfile: heap})
 	// Heap profiles of both proxies, written as they stop: gzipped protobuf.
 	for _, p := range []string{heap, heap + ".bare"} {
@@ -170,6 +170,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if len(rep.Runs) != 2*2+3*2 || perConns[2] != 4 || perConns[32] != 6 {
 		t.Fatalf("%d runs %v, want 4 at 2 connections and 6 at 32", len(rep.Runs), perConns)
+	}
+	for _, r := range rep.Runs { // 150 ms rounds, 200 ms at 32 connections
+		if long := r.Elapsed >= 180*time.Millisecond; long != (r.Conns == 32) {
+			t.Errorf("run at %d connections took %s: want 200 ms rounds at 32 connections only", r.Conns, r.Elapsed)
+		}
 	}
 	// Round 0 is bare then backgate, round 1 the other way round.
 	if rep.Runs[0].Target != nameBare || rep.Runs[1].Target != nameBackgate || rep.Runs[2].Target != nameBackgate || rep.Runs[3].Target != nameBare {

@@ -36,7 +36,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.DurationVar(&o.Duration, "duration", time.Second, "length of each timed run")
 	fs.DurationVar(&o.Warmup, "warmup", time.Second, "warm-up per target before the timed runs")
 	fs.IntVar(&o.Rounds, "rounds", 6, "timed runs per target and concurrency (A/B alternated); the medians are reported")
-	fs.IntVar(&o.TargetRounds, "target-rounds", 30, "timed runs per target at 32 connections, where the targets are judged")
+	fs.IntVar(&o.TargetRounds, "target-rounds", 15, "timed runs per target at 32 connections, where the targets are judged")
+	fs.DurationVar(&o.TargetDuration, "target-duration", 2*time.Second, "length of each timed run at 32 connections")
 	fs.Int64Var(&o.MaxRequests, "max-requests", 2_000_000, "upper bound on requests per run")
 	fs.IntVar(&o.BodySize, "body-size", 512, "upstream response body size in bytes")
 	fs.BoolVar(&o.Unique, "unique-tokens", false, "mint fresh tokens per request (signing.unique_tokens), as BIG-IP replay protection needs")
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case o.Duration <= 0 || o.Duration > time.Minute:
 		return fmt.Errorf("--duration %s: must be in (0, 1m]", o.Duration)
+	case o.TargetDuration <= 0 || o.TargetDuration > time.Minute:
+		return fmt.Errorf("--target-duration %s: must be in (0, 1m]", o.TargetDuration)
 	case o.Warmup < 0 || o.Warmup > time.Minute:
 		return fmt.Errorf("--warmup %s: must be in [0, 1m]", o.Warmup)
 	case o.Rounds < 1 || o.Rounds > 20:
