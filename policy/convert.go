@@ -23,19 +23,11 @@ type converter struct {
 	content map[uint64][]contentMemo // string arrays by content
 	seed    maphash.Seed
 	items   [][2]*ast.Term // scratch for object items
-	slab    []ast.Term     // terms are carved from blocks: fewer heap objects for the GC to visit
+	slab    termSlab       // terms are carved from blocks: fewer heap objects for the GC to visit
 }
 
 // newTerm returns a term for v from the current block of terms.
-func (c *converter) newTerm(v ast.Value) *ast.Term {
-	if len(c.slab) == 0 {
-		c.slab = make([]ast.Term, 1024)
-	}
-	t := &c.slab[0]
-	c.slab = c.slab[1:]
-	t.Value = v
-	return t
-}
+func (c *converter) newTerm(v ast.Value) *ast.Term { return c.slab.term(v) }
 
 type arrayMemo struct {
 	n int
@@ -53,6 +45,7 @@ func newConverter() *converter {
 		arrays:  map[*any]arrayMemo{},
 		content: map[uint64][]contentMemo{},
 		seed:    maphash.MakeSeed(),
+		slab:    termSlab{block: 1024},
 	}
 }
 

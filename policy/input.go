@@ -327,17 +327,21 @@ func (v *lazyView) Object() ast.Object {
 	return v.li.b.object(&v.li.ts, &v.li.in, v.li.userRef, v.kind)
 }
 
-// termSlab hands out terms from one block, so an input's dozen terms cost
-// one allocation; the terms live as long as any of them is referenced. A nil
-// *termSlab allocates each term on its own.
-type termSlab struct{ buf []ast.Term }
+// termSlab hands out terms from blocks, so an input's dozen terms cost one
+// allocation and a catalog's million a thousand; the terms of a block live
+// as long as any of them is referenced. New blocks hold block terms (16
+// when 0). A nil *termSlab allocates each term on its own.
+type termSlab struct {
+	buf   []ast.Term
+	block int
+}
 
 func (ts *termSlab) term(v ast.Value) *ast.Term {
 	if ts == nil {
 		return ast.NewTerm(v)
 	}
 	if len(ts.buf) == cap(ts.buf) {
-		ts.buf = make([]ast.Term, 0, 16) // earlier terms stay in the old block
+		ts.buf = make([]ast.Term, 0, max(ts.block, 16)) // earlier terms stay in the old block
 	}
 	ts.buf = append(ts.buf, ast.Term{Value: v})
 	return &ts.buf[len(ts.buf)-1]
