@@ -155,7 +155,7 @@ func buildBackgate(ctx context.Context, o backgateOptions) (*app.App, error) {
 		}
 		return ""
 	}}
-	a, err := app.Build(ctx, cfg, env, app.NewLogger(cfg.Log, o.Log), app.Deps{Now: o.Now, Source: staticSource{snap}})
+	a, err := app.Build(ctx, cfg, env, app.Deps{Now: o.Now, Source: staticSource{snap}})
 	if err != nil {
 		return nil, err
 	}

@@ -154,7 +154,7 @@ func demoRun(ctx context.Context, e *env, o demoOptions) error {
 	// The demo catalog names http://127.0.0.1:9001 as every route's BIG-IP;
 	// send those to the app this demo started, wherever it listens.
 	appURL := "http://" + appLn.Addr().String()
-	a, err := app.Build(ctx, cfg, demoEnv, log, app.Deps{Now: o.now, Upstream: func(u string) string {
+	a, err := app.Build(ctx, cfg, demoEnv, app.Deps{Now: o.now, Upstream: func(u string) string {
 		if u == demoCatalogUpstream {
 			return appURL
 		}

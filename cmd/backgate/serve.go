@@ -22,8 +22,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.Stdout, "%s: configuration is valid\n", *path)
 		return nil
 	}
-	log := app.NewLogger(cfg.Log, e.Stderr)
-	a, err := app.Build(ctx, cfg, e, log, app.Deps{})
+	a, err := app.Build(ctx, cfg, e, app.Deps{})
 	if err != nil {
 		return err
 	}

@@ -69,8 +69,8 @@ type Deps struct {
 	Source backstage.Source
 }
 
-// NewLogger is the process logger the configuration asks for.
-func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+// newLogger is the process logger the configuration asks for.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	o := &slog.HandlerOptions{Level: lvl}
@@ -85,8 +85,8 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 // info records are on, and the writer takes whole lines from several
 // goroutines at once without a lock of ours (a file such as stderr, or
 // io.Discard); nil otherwise, and records then go through slog, whose
-// handler serialises its writes. It assumes the logger was made by
-// NewLogger(c, w).
+// handler serialises its writes. Build makes the logger from the same c
+// and w (newLogger(c, w)).
 func accessLogWriter(c config.Log, w io.Writer) io.Writer {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
@@ -101,11 +101,14 @@ func accessLogWriter(c config.Log, w io.Writer) io.Writer {
 
 // Build wires every package from cfg. It reads secrets and keys and loads
 // the catalog (from the data directory if the source is down) but opens no
-// listener.
-func Build(ctx context.Context, cfg *config.Config, e *Env, log *slog.Logger, d Deps) (*App, error) {
+// listener. It logs to e.Stderr as cfg.Log asks (newLogger), which is also
+// where the proxy writes its access records directly: one writer, one
+// format, chosen here once.
+func Build(ctx context.Context, cfg *config.Config, e *Env, d Deps) (*App, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	log := newLogger(cfg.Log, e.Stderr)
 	a := &App{cfg: cfg, log: log, now: d.Now, getenv: e.Getenv}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)

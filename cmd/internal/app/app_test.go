@@ -111,7 +111,7 @@ log: {level: warn}
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := Build(ctx, cfg, e, NewLogger(cfg.Log, testWriter{t}), Deps{})
+	a, err := Build(ctx, cfg, e, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ access: {disabled: true}
 		t.Fatal(err)
 	}
 	e := &Env{Stdout: io.Discard, Stderr: testWriter{t}, Getenv: func(string) string { return idp.ClientSecret() }}
-	a, err := Build(context.Background(), cfg, e, NewLogger(cfg.Log, testWriter{t}), Deps{Now: clk.Now})
+	a, err := Build(context.Background(), cfg, e, Deps{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +379,7 @@ access: {disabled: true}
 				t.Fatal(err)
 			}
 			e := &Env{Stdout: io.Discard, Stderr: testWriter{t}, Getenv: func(string) string { return idp.ClientSecret() }}
-			a, err := Build(context.Background(), cfg, e, NewLogger(cfg.Log, testWriter{t}), Deps{})
+			a, err := Build(context.Background(), cfg, e, Deps{})
 			if err != nil {
 				t.Fatal(err)
 			}
