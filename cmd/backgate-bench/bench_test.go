@@ -209,6 +209,43 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
+// TestMedianInterval: the sign test's 90% interval for a median is the
+// k-th smallest and k-th largest value, k from the binomial distribution:
+// 4 of 15 (96.5% coverage; 5 would give 88%), 2 of 10, 1 of 5, and none
+// for 4 values (the extremes cover only 87.5%).
+func TestMedianInterval(t *testing.T) {
+	seq := func(n int) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = float64(n - i) // reversed: the function must sort
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		n      int
+		lo, hi float64
+		ok     bool
+	}{
+		{15, 4, 12, true},
+		{10, 2, 9, true},
+		{5, 1, 5, true},
+		{4, 0, 0, false},
+		{0, 0, 0, false},
+	} {
+		v := seq(tc.n)
+		lo, hi, ok := medianInterval(v, 0.90)
+		if lo != tc.lo || hi != tc.hi || ok != tc.ok {
+			t.Errorf("n=%d: [%v, %v] %v, want [%v, %v] %v", tc.n, lo, hi, ok, tc.lo, tc.hi, tc.ok)
+		}
+		if tc.n > 0 && v[0] != float64(tc.n) {
+			t.Errorf("n=%d: medianInterval reordered its argument", tc.n)
+		}
+	}
+	if lo, hi, ok := medianInterval(seq(15), 0.80); !ok || lo != 5 || hi != 11 { // 2*P(X<=4) = 11.8% <= 20%
+		t.Errorf("80%% of 15: [%v, %v] %v, want [5, 11]", lo, hi, ok)
+	}
+}
+
 // TestPairedComparison: the comparison pairs the k-th run of each target
 // and takes the median of the per-round ratios and differences. With the
 // machine drifting between rounds, that is 0.9x and +0.5 ms here, where the
@@ -234,6 +271,25 @@ func TestPairedComparison(t *testing.T) {
 	}
 	if r.Verdict == nil || !r.Verdict.ThroughputMet || !r.Verdict.P99Met {
 		t.Fatalf("verdict = %+v", r.Verdict)
+	}
+	if c.P99Interval != nil || r.Verdict.P99IntervalMs != nil { // three rounds: too few for an interval
+		t.Errorf("interval from 3 rounds: %v", c.P99Interval)
+	}
+	// Two more rounds (+0.1 and +0.3 ms): five are enough, and the interval
+	// runs from the smallest to the largest difference.
+	for _, d := range []float64{0.1, 0.3} {
+		r.Runs = append(r.Runs,
+			runResult{Target: nameBare, Conns: 32, RPS: 10000, P99: ms(2)},
+			runResult{Target: nameBackgate, Conns: 32, RPS: 9500, P99: ms(2 + d)})
+	}
+	r.summarise()
+	if iv := r.Comparisons[0].P99Interval; iv == nil || iv[0] != ms(0.1) || iv[1] != ms(1.0) {
+		t.Fatalf("interval from 5 rounds: %v, want [0.1ms, 1ms]", iv)
+	}
+	var out bytes.Buffer
+	r.write(&out)
+	if want := "lies in +0.10..+1.00 ms with 90% confidence"; !strings.Contains(out.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, out.String())
 	}
 }
 

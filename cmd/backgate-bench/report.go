@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/backgate/backgate/config"
 	"io"
+	"math"
+	"slices"
 	"text/tabwriter"
 	"time"
+
+	"github.com/backgate/backgate/config"
 )
 
 // Targets from the issue, checked at targetConns connections.
@@ -40,6 +43,10 @@ type comparison struct {
 	P50Extra      time.Duration `json:"p50_extra_ns"`
 	P99Extra      time.Duration `json:"p99_extra_ns"`
 	CPUExtraPerRq time.Duration `json:"server_cpu_extra_per_req_ns"`
+	// P99Interval is a distribution-free interval (sign test) holding the
+	// median per-round p99 difference with at least 90% confidence; absent
+	// with fewer than 5 rounds.
+	P99Interval *[2]time.Duration `json:"p99_extra_interval_ns,omitempty"`
 }
 
 type verdict struct {
@@ -48,6 +55,9 @@ type verdict struct {
 	ThroughputMet   bool    `json:"throughput_met"` // ratio >= 0.9
 	P99ExtraMs      float64 `json:"p99_extra_ms"`
 	P99Met          bool    `json:"p99_met"` // extra <= 1 ms
+	// P99IntervalMs is the comparison's P99Interval in ms (absent with
+	// fewer than 5 rounds).
+	P99IntervalMs *[2]float64 `json:"p99_extra_interval_ms,omitempty"`
 }
 
 type report struct {
@@ -96,7 +106,39 @@ func (r *report) paired(c int) comparison {
 	if len(ratio) == 0 {
 		return comparison{Conns: c}
 	}
-	return comparison{Conns: c, RPSRatio: median(ratio), P50Extra: median(p50), P99Extra: median(p99), CPUExtraPerRq: median(cpu)}
+	cmp := comparison{Conns: c, RPSRatio: median(ratio), P50Extra: median(p50), P99Extra: median(p99), CPUExtraPerRq: median(cpu)}
+	if lo, hi, ok := medianInterval(p99, 0.90); ok {
+		cmp.P99Interval = &[2]time.Duration{lo, hi}
+	}
+	return cmp
+}
+
+// medianInterval is the sign test's interval for the median of v: the k-th
+// smallest and k-th largest value, with k the largest rank for which the
+// interval holds the median with probability at least conf, whatever the
+// distribution of v (the values must be independent). ok is false when
+// even the smallest and largest value give less than conf (fewer than 5
+// values at 90%).
+func medianInterval[T ~int64 | ~float64](v []T, conf float64) (lo, hi T, ok bool) {
+	n := len(v)
+	// tail(j) = P(Binomial(n, 1/2) <= j); the interval [x(k), x(n-k+1)]
+	// misses the median with probability 2*tail(k-1).
+	pmf := math.Pow(0.5, float64(n)) // P(X = 0)
+	tail, k := 0.0, 0
+	for j := 0; j < n/2; j++ {
+		tail += pmf
+		if 2*tail > 1-conf {
+			break
+		}
+		k = j + 1
+		pmf = pmf * float64(n-j) / float64(j+1)
+	}
+	if k == 0 {
+		return lo, hi, false
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[k-1], s[n-k], true
 }
 
 // summarise takes, per concurrency and target, the median of each figure
@@ -131,6 +173,9 @@ func (r *report) summarise() {
 		if c == targetConns {
 			r.Verdict = &verdict{Conns: c, ThroughputRatio: cmp.RPSRatio, ThroughputMet: cmp.RPSRatio >= targetThroughput,
 				P99ExtraMs: float64(cmp.P99Extra) / 1e6, P99Met: cmp.P99Extra <= targetP99Extra}
+			if iv := cmp.P99Interval; iv != nil {
+				r.Verdict.P99IntervalMs = &[2]float64{float64(iv[0]) / 1e6, float64(iv[1]) / 1e6}
+			}
 		}
 	}
 }
@@ -179,15 +224,23 @@ func (r *report) write(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if v := r.Verdict; v != nil && o.AA {
-		fmt.Fprintf(w, "noise floor at %d connections (two identical proxies, no target): throughput %.2fx, p99 %+.3f ms\n",
-			v.Conns, v.ThroughputRatio, v.P99ExtraMs)
+		fmt.Fprintf(w, "noise floor at %d connections (two identical proxies, no target): throughput %.2fx, p99 %+.3f ms%s\n",
+			v.Conns, v.ThroughputRatio, v.P99ExtraMs, v.interval())
 	} else if v != nil {
-		fmt.Fprintf(w, "targets at %d connections: throughput %.2fx bare (target >= %.2fx): %s; p99 %+.3f ms vs bare (target <= +%.0f ms): %s\n",
-			v.Conns, v.ThroughputRatio, targetThroughput, metStr(v.ThroughputMet), v.P99ExtraMs, float64(targetP99Extra)/1e6, metStr(v.P99Met))
+		fmt.Fprintf(w, "targets at %d connections: throughput %.2fx bare (target >= %.2fx): %s; p99 %+.3f ms vs bare (target <= +%.0f ms): %s%s\n",
+			v.Conns, v.ThroughputRatio, targetThroughput, metStr(v.ThroughputMet), v.P99ExtraMs, float64(targetP99Extra)/1e6, metStr(v.P99Met), v.interval())
 	} else {
 		fmt.Fprintf(w, "targets: not checked (needs %d connections in --concurrency)\n", targetConns)
 	}
 	fmt.Fprintf(w, "startup %.1fs, total %.1fs\n", r.StartupSeconds, r.TotalSeconds)
+}
+
+// interval describes the p99 interval, or nothing without one.
+func (v *verdict) interval() string {
+	if v.P99IntervalMs == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (the median round's p99 difference lies in %+.2f..%+.2f ms with 90%% confidence)", v.P99IntervalMs[0], v.P99IntervalMs[1])
 }
 
 // signed is fmtDur with a sign.
