@@ -183,9 +183,13 @@ func (r *report) summarise() {
 // write prints the human-readable report.
 func (r *report) write(w io.Writer) {
 	o := r.Options
-	tr, td := o.plan(targetConns)
-	fmt.Fprintf(w, "backgate-bench: %s, %d CPUs; %d rounds x %s per target and concurrency, %d x %s at %d connections where the targets are judged (A/B alternated), median shown\n",
-		r.GoVersion, r.CPUs, o.Rounds, o.Duration, tr, td, targetConns)
+	judged := ""
+	if slices.Contains(o.Concurrency, targetConns) {
+		tr, td := o.plan(targetConns)
+		judged = fmt.Sprintf(", %d x %s at %d connections where the targets are judged", tr, td, targetConns)
+	}
+	fmt.Fprintf(w, "backgate-bench: %s, %d CPUs; %d rounds x %s per target and concurrency%s (A/B alternated), median shown\n",
+		r.GoVersion, r.CPUs, o.Rounds, o.Duration, judged)
 	fmt.Fprintf(w, "catalog %d components / %d groups / %d users; body %d bytes; unique tokens %v; load average %s (start), %s (end)\n",
 		o.Catalog.Components, o.Catalog.Groups, o.Catalog.Users, o.BodySize, o.Unique, r.LoadStart, r.LoadEnd)
 	if o.AA {
