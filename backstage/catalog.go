@@ -193,6 +193,24 @@ func (b *builder) problem(ref, format string, args ...any) {
 // Build derives an immutable *Catalog from a snapshot. Bad entities become
 // Problems and are skipped; only invalid options make it fail.
 func Build(snap *Snapshot, opts BuildOptions) (*Catalog, error) {
+	pb, err := startBuild(snap, opts)
+	if err != nil {
+		return nil, err
+	}
+	return pb.finish(), nil
+}
+
+// pendingBuild is a Build that has collected and hashed the entities (so
+// the revision is known) but not derived anything yet: the syncer stops
+// there when the revision is the one it serves, which saves the rest of
+// the work (most of it) at every unchanged refresh.
+type pendingBuild struct {
+	b      *builder
+	idOpts IdentityOptions
+	rOpts  RouteOptions
+}
+
+func startBuild(snap *Snapshot, opts BuildOptions) (*pendingBuild, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("backstage: nil snapshot")
 	}
@@ -214,6 +232,15 @@ func Build(snap *Snapshot, opts BuildOptions) (*Catalog, error) {
 	b.probs = append(b.probs, snap.Problems...)
 	b.collect(snap.Entities)
 	c.revision = b.hash()
+	return &pendingBuild{b: b, idOpts: idOpts, rOpts: rOpts}, nil
+}
+
+// revision is the revision the finished catalog will have.
+func (pb *pendingBuild) revision() string { return pb.b.c.revision }
+
+// finish derives the catalog.
+func (pb *pendingBuild) finish() *Catalog {
+	b, c := pb.b, pb.b.c
 	b.buildGroupsAndUsers()
 	b.buildDomainsAndSystems()
 	for _, ref := range b.order {
@@ -228,8 +255,8 @@ func Build(snap *Snapshot, opts BuildOptions) (*Catalog, error) {
 		}
 	}
 	c.entityNum = len(b.kept)
-	c.ident, c.idpGroups = buildIdentity(c, b.kept, idOpts)
-	c.routes = b.buildRoutes(rOpts)
+	c.ident, c.idpGroups = buildIdentity(c, b.kept, pb.idOpts)
+	c.routes = b.buildRoutes(pb.rOpts)
 	sort.SliceStable(b.probs, func(i, j int) bool {
 		if b.probs[i].Ref != b.probs[j].Ref {
 			return b.probs[i].Ref < b.probs[j].Ref
@@ -237,7 +264,7 @@ func Build(snap *Snapshot, opts BuildOptions) (*Catalog, error) {
 		return b.probs[i].Message < b.probs[j].Message
 	})
 	c.problems = slices.Compact(b.probs)
-	return c, nil
+	return c
 }
 
 var supportedKinds = map[string]bool{

@@ -142,14 +142,18 @@ func (s *Syncer) SyncOnce(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	c, err := Build(snap, s.o.Build)
+	pb, err := startBuild(snap, s.o.Build)
 	if err != nil {
 		return err
 	}
 	s.mu.RLock()
 	prev, lastPersist := s.cur, s.lastPersist
 	s.mu.RUnlock()
-	changed := prev == nil || prev.Revision() != c.Revision()
+	changed := prev == nil || prev.Revision() != pb.revision()
+	c := prev
+	if changed { // an unchanged catalog is not derived again: prev is the same catalog
+		c = pb.finish()
+	}
 	persisted := false
 	if s.o.DataDir != "" && (changed || s.fromDiskNow() || now.Sub(lastPersist) >= s.o.MaxStaleness/2) {
 		if err := WriteSnapshotFile(s.snapshotPath(), snap); err != nil {

@@ -128,3 +128,37 @@ func TestSyncerRun(t *testing.T) {
 		t.Errorf("r1 %s r2 %s calls %d asked %v", r1, r2, src.calls, asked)
 	}
 }
+
+// TestUnchangedRefreshDerivesNothing: a refresh whose entities hash to the
+// revision being served stops after hashing; it allocates well under half
+// of what building the catalog does (about 30% here, against more than
+// 100% if it built the catalog again and threw it away).
+func TestUnchangedRefreshDerivesNothing(t *testing.T) {
+	snap := genCatalog(1000, 200, 2000)
+	s, err := NewSyncer(SyncerOptions{Source: sameSnapshot{snap}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := s.Current()
+	refresh := testing.AllocsPerRun(3, func() {
+		if err := s.SyncOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	build := testing.AllocsPerRun(3, func() {
+		if _, err := Build(snap, BuildOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if s.Current() != first {
+		t.Error("an unchanged refresh replaced the catalog")
+	}
+	if refresh > build/2 {
+		t.Errorf("unchanged refresh: %.0f allocations, building the catalog: %.0f; want under half", refresh, build)
+	}
+	t.Logf("unchanged refresh %.0f allocations, build %.0f", refresh, build)
+}
