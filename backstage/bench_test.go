@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
-	"time"
 )
 
 // genCatalog builds a synthetic snapshot: nGroups groups in a 5-ary tree
@@ -98,28 +97,12 @@ func BenchmarkBuildLargeCatalog(b *testing.B) {
 	b.ReportMetric(float64(int64(after)-int64(before))/(1<<20), "retained-MB")
 }
 
-// sameSnapshot serves one snapshot, fetched now each time.
-type sameSnapshot struct{ snap *Snapshot }
-
-func (s sameSnapshot) Fetch(context.Context) (*Snapshot, error) {
-	cp := *s.snap
-	cp.FetchedAt = time.Now()
-	return &cp, nil
-}
-
 // BenchmarkSyncUnchanged: a refresh that finds the catalog unchanged (the
 // usual minute) collects and hashes the entities but derives nothing;
 // compare BenchmarkBuildLargeCatalog, the same catalog built in full.
 func BenchmarkSyncUnchanged(b *testing.B) {
-	s, err := NewSyncer(SyncerOptions{Source: sameSnapshot{genCatalog(10000, 2000, 20000)}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := s.SyncOnce(ctx); err != nil {
-		b.Fatal(err)
-	}
-	first := s.Current()
+	s := syncedStatic(b, genCatalog(10000, 2000, 20000))
+	first, ctx := s.Current(), context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.SyncOnce(ctx); err != nil {

@@ -10,9 +10,32 @@ import (
 	"time"
 )
 
-// Source fetches the whole catalog. Implementations: *FileSource, *RESTSource.
+// Source fetches the whole catalog. Implementations: *FileSource, *RESTSource,
+// StaticSource.
 type Source interface {
 	Fetch(ctx context.Context) (*Snapshot, error)
+}
+
+// StaticSource is a Source whose catalog never changes: every Fetch returns
+// a copy of Snapshot fetched at Now (nil: time.Now), as a live Backstage
+// with nothing new would answer. The load benchmark serves its generated
+// catalog with it.
+type StaticSource struct {
+	Snapshot *Snapshot
+	Now      func() time.Time
+}
+
+// Fetch implements Source.
+func (s StaticSource) Fetch(context.Context) (*Snapshot, error) {
+	if s.Snapshot == nil {
+		return nil, errors.New("backstage: static source has no snapshot")
+	}
+	cp := *s.Snapshot
+	cp.FetchedAt = time.Now()
+	if s.Now != nil {
+		cp.FetchedAt = s.Now()
+	}
+	return &cp, nil
 }
 
 // Problem is a non-fatal defect found while loading or deriving the catalog:

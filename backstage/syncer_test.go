@@ -135,15 +135,8 @@ func TestSyncerRun(t *testing.T) {
 // 100% if it built the catalog again and threw it away).
 func TestUnchangedRefreshDerivesNothing(t *testing.T) {
 	snap := genCatalog(1000, 200, 2000)
-	s, err := NewSyncer(SyncerOptions{Source: sameSnapshot{snap}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := s.SyncOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	first := s.Current()
+	s := syncedStatic(t, snap)
+	first, ctx := s.Current(), context.Background()
 	refresh := testing.AllocsPerRun(3, func() {
 		if err := s.SyncOnce(ctx); err != nil {
 			t.Fatal(err)
@@ -161,4 +154,34 @@ func TestUnchangedRefreshDerivesNothing(t *testing.T) {
 		t.Errorf("unchanged refresh: %.0f allocations, building the catalog: %.0f; want under half", refresh, build)
 	}
 	t.Logf("unchanged refresh %.0f allocations, build %.0f", refresh, build)
+}
+
+// syncedStatic is a syncer over a StaticSource of snap that has synced once.
+func syncedStatic(tb testing.TB, snap *Snapshot) *Syncer {
+	tb.Helper()
+	s, err := NewSyncer(SyncerOptions{Source: StaticSource{Snapshot: snap}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.SyncOnce(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// TestStaticSource: each fetch is a copy of the snapshot, fetched at the
+// clock's now; the snapshot itself is not changed.
+func TestStaticSource(t *testing.T) {
+	snap := &Snapshot{Source: "generated", FetchedAt: t0, Entities: []Entity{{Kind: "User"}}}
+	now := t0.Add(time.Hour)
+	got, err := StaticSource{Snapshot: snap, Now: func() time.Time { return now }}.Fetch(context.Background())
+	if err != nil || got == snap || !got.FetchedAt.Equal(now) || got.Source != "generated" || len(got.Entities) != 1 {
+		t.Fatalf("Fetch = %+v, %v", got, err)
+	}
+	if !snap.FetchedAt.Equal(t0) {
+		t.Errorf("the source's snapshot was changed: fetched at %v", snap.FetchedAt)
+	}
+	if _, err := (StaticSource{}).Fetch(context.Background()); err == nil {
+		t.Error("Fetch without a snapshot: want an error")
+	}
 }

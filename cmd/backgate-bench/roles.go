@@ -111,17 +111,6 @@ type backgateOptions struct {
 	Now             func() time.Time
 }
 
-// staticSource serves one generated snapshot, fetched now each time (as a
-// live Backstage would be): backgate rebuilds it once a minute, as it does in
-// service, and it never goes stale however long the run.
-type staticSource struct{ snap *backstage.Snapshot }
-
-func (s staticSource) Fetch(context.Context) (*backstage.Snapshot, error) {
-	cp := *s.snap
-	cp.FetchedAt = time.Now()
-	return &cp, nil
-}
-
 // buildBackgate builds backgate exactly as `backgate serve` does
 // (cmd/internal/app), from the configuration defaults plus one route to the
 // upstream, with the generated catalog as its catalog source.
@@ -155,7 +144,7 @@ func buildBackgate(ctx context.Context, o backgateOptions) (*app.App, error) {
 		}
 		return ""
 	}}
-	a, err := app.Build(ctx, cfg, env, app.Deps{Now: o.Now, Source: staticSource{snap}})
+	a, err := app.Build(ctx, cfg, env, app.Deps{Now: o.Now, Source: backstage.StaticSource{Snapshot: snap, Now: o.Now}})
 	if err != nil {
 		return nil, err
 	}
