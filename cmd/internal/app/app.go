@@ -85,12 +85,10 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // info records are on, and the writer takes whole lines from several
 // goroutines at once without a lock of ours (a file such as stderr, or
 // io.Discard); nil otherwise, and records then go through slog, whose
-// handler serialises its writes. Build makes the logger from the same c
-// and w (newLogger(c, w)).
-func accessLogWriter(c config.Log, w io.Writer) io.Writer {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(c.Level))
-	if c.Format == "text" || lvl > slog.LevelInfo {
+// handler serialises its writes. log is the logger writing to w (made by
+// newLogger); its handler tells the format and whether info is on.
+func accessLogWriter(log *slog.Logger, w io.Writer) io.Writer {
+	if _, isJSON := log.Handler().(*slog.JSONHandler); !isJSON || !log.Enabled(context.Background(), slog.LevelInfo) {
 		return nil
 	}
 	if _, isFile := w.(*os.File); isFile || w == io.Discard {
@@ -237,7 +235,7 @@ func Build(ctx context.Context, cfg *config.Config, e *Env, d Deps) (*App, error
 		Owners:           a.owners,
 		Pages:            pg,
 		Logger:           log,
-		AccessLog:        accessLogWriter(cfg.Log, e.Stderr),
+		AccessLog:        accessLogWriter(log, e.Stderr),
 		Now:              d.Now,
 	})
 	if err != nil {

@@ -55,7 +55,7 @@ func TestAccessLogWriter(t *testing.T) {
 		{"buffer", config.Log{Level: "info", Format: "json"}, &buf, nil},
 	}
 	for _, tt := range tests {
-		if got := accessLogWriter(tt.c, tt.w); got != tt.want {
+		if got := accessLogWriter(newLogger(tt.c, tt.w), tt.w); got != tt.want {
 			t.Errorf("%s: accessLogWriter = %v, want %v", tt.name, got, tt.want)
 		}
 	}
