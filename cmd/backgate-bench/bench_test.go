@@ -261,8 +261,10 @@ func TestPairedComparison(t *testing.T) {
 	bareP99, bgP99 := []float64{1, 2, 3}, []float64{1.5, 2.2, 4.0}              // per round: +0.5, +0.2, +1.0 ms
 	for k := range bareRPS {
 		r.Runs = append(r.Runs,
-			runResult{Target: nameBare, Conns: 32, RPS: bareRPS[k], P99: ms(bareP99[k]), CPUPerReq: 70 * time.Microsecond},
-			runResult{Target: nameBackgate, Conns: 32, RPS: bgRPS[k], P99: ms(bgP99[k]), CPUPerReq: 80 * time.Microsecond})
+			runResult{Target: nameBare, Conns: 32, RPS: bareRPS[k], P99: ms(bareP99[k]), CPUPerReq: 70 * time.Microsecond,
+				lat: []time.Duration{ms(bareP99[k])}},
+			runResult{Target: nameBackgate, Conns: 32, RPS: bgRPS[k], P99: ms(bgP99[k]), CPUPerReq: 80 * time.Microsecond,
+				lat: []time.Duration{ms(bgP99[k])}})
 	}
 	r.summarise()
 	if len(r.Comparisons) != 1 {
@@ -282,8 +284,8 @@ func TestPairedComparison(t *testing.T) {
 	// runs from the smallest to the largest difference.
 	for _, d := range []float64{0.1, 0.3} {
 		r.Runs = append(r.Runs,
-			runResult{Target: nameBare, Conns: 32, RPS: 10000, P99: ms(2)},
-			runResult{Target: nameBackgate, Conns: 32, RPS: 9500, P99: ms(2 + d)})
+			runResult{Target: nameBare, Conns: 32, RPS: 10000, P99: ms(2), lat: []time.Duration{ms(2)}},
+			runResult{Target: nameBackgate, Conns: 32, RPS: 9500, P99: ms(2 + d), lat: []time.Duration{ms(2 + d)}})
 	}
 	r.summarise()
 	if iv := r.Comparisons[0].P99Interval; iv == nil || iv[0] != ms(0.1) || iv[1] != ms(1.0) {
@@ -291,8 +293,16 @@ func TestPairedComparison(t *testing.T) {
 	}
 	var out bytes.Buffer
 	r.write(&out)
-	if want := "lies in +0.10..+1.00 ms with 90% confidence"; !strings.Contains(out.String(), want) {
-		t.Errorf("report lacks %q:\n%s", want, out.String())
+	// One request per round: the pooled p99 of five is the slowest of each
+	// target (3 ms and 4 ms).
+	for _, want := range []string{"lies in +0.10..+1.00 ms with 90% confidence",
+		"p99 over every request of the 32-connection rounds (not the verdict's figure): +1.000 ms"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if v := r.Verdict; v.P99PooledExtraMs != 1 || v.P99PooledIntervalMs == nil {
+		t.Errorf("verdict pooled p99 %v interval %v, want +1 ms with an interval", v.P99PooledExtraMs, v.P99PooledIntervalMs)
 	}
 }
 

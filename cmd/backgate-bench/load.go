@@ -56,6 +56,9 @@ type runResult struct {
 	CPUPerReq  time.Duration `json:"server_cpu_per_req_ns"`   // the proxy's CPU time per request
 	UpCPUPerRq time.Duration `json:"upstream_cpu_per_req_ns"` // the upstream's
 	FirstError string        `json:"first_error,omitempty"`
+	// lat is every request's latency, sorted: the pooled percentiles over
+	// all rounds of a target are taken from it (see pooledQuantile).
+	lat []time.Duration
 }
 
 // runLoad drives conns concurrent keep-alive clients at t for dur, or until
@@ -139,6 +142,7 @@ func runLoad(ctx context.Context, t *target, conns int, dur time.Duration, maxRe
 		res.RPS = float64(res.Requests) / res.Elapsed.Seconds()
 	}
 	res.P50, res.P99 = percentile(all, 0.50), percentile(all, 0.99)
+	res.lat = all
 	if res.Requests > 0 {
 		res.CPUPerReq = (cpuOf(t.pid) - cpu0) / time.Duration(res.Requests)
 		res.UpCPUPerRq = (cpuOf(t.upPid) - up0) / time.Duration(res.Requests)
