@@ -304,6 +304,15 @@ func TestPairedComparison(t *testing.T) {
 	if v := r.Verdict; v.P99PooledExtraMs != 1 || v.P99PooledIntervalMs == nil {
 		t.Errorf("verdict pooled p99 %v interval %v, want +1 ms with an interval", v.P99PooledExtraMs, v.P99PooledIntervalMs)
 	}
+	// A round whose bare run served nothing is left out of every figure,
+	// the pooled p99 too: its 100 ms backgate request must not count.
+	r.Runs = append(r.Runs,
+		runResult{Target: nameBare, Conns: 32},
+		runResult{Target: nameBackgate, Conns: 32, RPS: 10, P99: ms(100), lat: []time.Duration{ms(100)}})
+	r.summarise()
+	if c := r.Comparisons[0]; c.P99Pooled != ms(1) || c.P99Extra != ms(0.3) {
+		t.Errorf("with an empty bare round: pooled %v, median %v; want 1ms and 300us as without it", c.P99Pooled, c.P99Extra)
+	}
 }
 
 // TestAACalibration: with --aa a second bare proxy stands in for backgate

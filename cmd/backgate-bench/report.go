@@ -107,10 +107,10 @@ func (r *report) paired(c int) comparison {
 	var p50, p99, cpu []time.Duration
 	var latBare, latBG [][]time.Duration
 	for k := range min(len(bare), len(bg)) {
-		latBare, latBG = append(latBare, bare[k].lat), append(latBG, bg[k].lat)
 		if bare[k].RPS == 0 {
 			continue
 		}
+		latBare, latBG = append(latBare, bare[k].lat), append(latBG, bg[k].lat)
 		ratio = append(ratio, bg[k].RPS/bare[k].RPS)
 		p50 = append(p50, bg[k].P50-bare[k].P50)
 		p99 = append(p99, bg[k].P99-bare[k].P99)
@@ -191,15 +191,19 @@ func (r *report) summarise() {
 		if c == targetConns {
 			r.Verdict = &verdict{Conns: c, ThroughputRatio: cmp.RPSRatio, ThroughputMet: cmp.RPSRatio >= targetThroughput,
 				P99ExtraMs: float64(cmp.P99Extra) / 1e6, P99Met: cmp.P99Extra <= targetP99Extra}
-			if iv := cmp.P99Interval; iv != nil {
-				r.Verdict.P99IntervalMs = &[2]float64{float64(iv[0]) / 1e6, float64(iv[1]) / 1e6}
-			}
+			r.Verdict.P99IntervalMs = msInterval(cmp.P99Interval)
 			r.Verdict.P99PooledExtraMs = float64(cmp.P99Pooled) / 1e6
-			if iv := cmp.P99PooledInterval; iv != nil {
-				r.Verdict.P99PooledIntervalMs = &[2]float64{float64(iv[0]) / 1e6, float64(iv[1]) / 1e6}
-			}
+			r.Verdict.P99PooledIntervalMs = msInterval(cmp.P99PooledInterval)
 		}
 	}
+}
+
+// msInterval is iv in milliseconds (nil for nil).
+func msInterval(iv *[2]time.Duration) *[2]float64 {
+	if iv == nil {
+		return nil
+	}
+	return &[2]float64{float64(iv[0]) / 1e6, float64(iv[1]) / 1e6}
 }
 
 // write prints the human-readable report.
