@@ -30,11 +30,12 @@ func (s StaticSource) Fetch(context.Context) (*Snapshot, error) {
 	if s.Snapshot == nil {
 		return nil, errors.New("backstage: static source has no snapshot")
 	}
-	cp := *s.Snapshot
-	cp.FetchedAt = time.Now()
+	now := time.Now
 	if s.Now != nil {
-		cp.FetchedAt = s.Now()
+		now = s.Now
 	}
+	cp := *s.Snapshot
+	cp.FetchedAt = now()
 	return &cp, nil
 }
 
